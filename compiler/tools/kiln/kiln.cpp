@@ -43,9 +43,9 @@ int main(int argc, char **argv) {
   if (!std::strcmp(command, "compile"))
     return kiln::compileCommand(argc - 1, argv + 1);
   if (!std::strcmp(command, "run"))
-    return kilnRunCommand(argc - 1, argv + 1);
+    return kiln::rt::kilnRunCommand(argc - 1, argv + 1);
   if (!std::strcmp(command, "inspect"))
-    return kilnInspectCommand(argc - 1, argv + 1);
+    return kiln::rt::kilnInspectCommand(argc - 1, argv + 1);
   std::fprintf(stderr, "kiln: unknown command '%s'\n\n", command);
   printUsage(stderr);
   return 1;

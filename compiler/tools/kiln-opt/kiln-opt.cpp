@@ -1,0 +1,33 @@
+//===- kiln-opt.cpp - mlir-opt for the kiln dialect -----------------------===//
+//
+// Parses, verifies, transforms and prints kiln IR: the driver of the dialect
+// and pass lit tests. Registers the kiln, func and arith dialects, MLIR's
+// generic transform passes (canonicalize, cse, ...) and the kiln passes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Dialect/KilnDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace {
+
+/// Hook point for the kiln passes (passes/). Until the passes library exists
+/// this registers only MLIR's generic transform passes; replace the body with
+/// a call to the passes library's registration function.
+void registerKilnPasses() { mlir::registerTransformsPasses(); }
+
+} // namespace
+
+int main(int argc, char **argv) {
+  registerKilnPasses();
+
+  mlir::DialectRegistry registry;
+  registry.insert<kiln::KilnDialect, mlir::func::FuncDialect,
+                  mlir::arith::ArithDialect>();
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "Kiln optimizer driver\n", registry));
+}

@@ -1,0 +1,509 @@
+// Lowers `kiln` ops to a program: one Method per public function, one Value per
+// SSA tensor value, one Instruction per op (except `kiln.constant`, which
+// becomes a Constant value backed by a deduplicated segment). The lowering is
+// generic: op name, operands (placed by their declared operand segments) and
+// attributes are converted without per-op code, so a new kiln op needs no change
+// here.
+#include "lowering/portable/PortableLowering.h"
+
+#include "serializer/ProgramWriter.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/Location.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+#include <optional>
+
+#ifndef KILN_VERSION_STRING
+#define KILN_VERSION_STRING "0.1.0"
+#endif
+
+using namespace mlir;
+
+namespace kiln {
+namespace {
+
+constexpr llvm::StringLiteral kDialectPrefix = "kiln";
+/// The function argument attribute holding the TorchScript input name.
+constexpr llvm::StringLiteral kNameAttr = "kiln.name";
+
+/// Declared operand counts of ops whose trailing operands are optional but
+/// that carry no `operandSegmentSizes` (ODS needs it only with two or more
+/// optional/variadic groups). Absent trailing operands are written as -1.
+const llvm::StringMap<unsigned> &getDeclaredOperandCounts() {
+  static const llvm::StringMap<unsigned> counts = {
+      {"linear", 3}, {"rms_norm", 2}, {"layer_norm", 3}};
+  return counts;
+}
+
+std::optional<fb::DType> getDType(Type type) {
+  if (type.isF32())
+    return fb::DType::Float32;
+  if (type.isF16())
+    return fb::DType::Float16;
+  if (type.isBF16())
+    return fb::DType::BFloat16;
+  if (auto intType = dyn_cast<IntegerType>(type)) {
+    bool isUnsigned = intType.isUnsigned();
+    switch (intType.getWidth()) {
+    case 1:
+      return fb::DType::Bool;
+    case 8:
+      return isUnsigned ? fb::DType::UInt8 : fb::DType::Int8;
+    case 32:
+      if (!isUnsigned)
+        return fb::DType::Int32;
+      break;
+    case 64:
+      if (!isUnsigned)
+        return fb::DType::Int64;
+      break;
+    default:
+      break;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string toString(Type type) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << type;
+  return os.str();
+}
+
+std::optional<FileLineColLoc> findFileLineColLoc(Location loc) {
+  if (auto fileLoc = dyn_cast<FileLineColLoc>(loc))
+    return fileLoc;
+  if (auto nameLoc = dyn_cast<NameLoc>(loc))
+    return findFileLineColLoc(nameLoc.getChildLoc());
+  if (auto callLoc = dyn_cast<CallSiteLoc>(loc)) {
+    // The callee location is where the op itself is; the caller is a fallback.
+    if (auto found = findFileLineColLoc(callLoc.getCallee()))
+      return found;
+    return findFileLineColLoc(callLoc.getCaller());
+  }
+  if (auto fusedLoc = dyn_cast<FusedLoc>(loc)) {
+    for (Location inner : fusedLoc.getLocations())
+      if (auto found = findFileLineColLoc(inner))
+        return found;
+  }
+  return std::nullopt;
+}
+
+/// The debug name of an op result: the name of a NameLoc, if the op has one.
+std::string getResultName(Operation *op) {
+  Location loc = op->getLoc();
+  while (true) {
+    if (auto nameLoc = dyn_cast<NameLoc>(loc))
+      return nameLoc.getName().str();
+    if (auto callLoc = dyn_cast<CallSiteLoc>(loc)) {
+      loc = callLoc.getCallee();
+      continue;
+    }
+    return "";
+  }
+}
+
+/// Lowers one function to one program method.
+class MethodLowering {
+public:
+  MethodLowering(func::FuncOp func, ProgramWriter &writer) : func(func), writer(writer) {}
+
+  LogicalResult lower();
+
+private:
+  /// Adds a value of `type` (which must be a tensor with a program dtype).
+  FailureOr<int32_t> addValue(Type type, fb::ValueKind kind, std::string name,
+                              Location loc, llvm::StringRef what);
+  LogicalResult lowerConstant(Operation *op);
+  LogicalResult lowerInstruction(Operation *op);
+  LogicalResult lowerReturn(func::ReturnOp op);
+  LogicalResult convertAttribute(Operation *op, NamedAttribute attr,
+                                 std::vector<AttrSpec> &attrs);
+  FailureOr<int32_t> getIndex(Operation *user, Value value);
+
+  func::FuncOp func;
+  ProgramWriter &writer;
+  MethodSpec method;
+  llvm::DenseMap<Value, int32_t> valueIndex;
+};
+
+FailureOr<int32_t> MethodLowering::addValue(Type type, fb::ValueKind kind, std::string name,
+                                            Location loc, llvm::StringRef what) {
+  auto tensorType = dyn_cast<TensorType>(type);
+  if (!tensorType)
+    return emitError(loc) << "cannot lower " << what << " of type " << type
+                          << " to the portable program: only tensor types are supported";
+  std::optional<fb::DType> dtype = getDType(tensorType.getElementType());
+  if (!dtype)
+    return emitError(loc) << "cannot lower " << what << " of type " << type
+                          << " to the portable program: element type "
+                          << tensorType.getElementType()
+                          << " has no program dtype (supported: f32 f16 bf16 i64 i32 i8 "
+                             "ui8 i1)";
+  ValueSpec spec;
+  spec.name = std::move(name);
+  spec.dtype = *dtype;
+  spec.kind = kind;
+  if (tensorType.hasRank()) {
+    spec.rank = static_cast<int32_t>(tensorType.getRank());
+    for (int64_t dim : tensorType.getShape())
+      spec.shape.push_back(ShapedType::isDynamic(dim) ? -1 : dim);
+  }
+  return method.addValue(std::move(spec));
+}
+
+FailureOr<int32_t> MethodLowering::getIndex(Operation *user, Value value) {
+  auto it = valueIndex.find(value);
+  if (it == valueIndex.end())
+    return user->emitError() << "cannot lower '" << user->getName()
+                             << "': an operand is not defined by a lowered op in this function";
+  return it->second;
+}
+
+LogicalResult MethodLowering::lowerConstant(Operation *op) {
+  if (op->getNumResults() != 1)
+    return op->emitError() << "cannot lower '" << op->getName() << "': expected one result";
+  auto elements = dyn_cast_or_null<ElementsAttr>(op->getAttr("value"));
+  if (!elements)
+    return op->emitError() << "cannot lower '" << op->getName()
+                           << "': missing elements attribute 'value'";
+  ShapedType type = elements.getShapedType();
+  if (!type.hasStaticShape())
+    return op->emitError() << "cannot lower '" << op->getName() << "': constant type " << type
+                           << " is not statically shaped";
+  std::optional<fb::DType> dtype = getDType(type.getElementType());
+  if (!dtype)
+    return op->emitError() << "cannot lower '" << op->getName() << "': element type "
+                           << type.getElementType() << " has no program dtype";
+  const size_t elemSize = ProgramWriter::getDTypeSize(*dtype);
+  const size_t numElements = static_cast<size_t>(type.getNumElements());
+  const size_t numBytes = numElements * elemSize;
+
+  int32_t segment = -1;
+  if (auto dense = dyn_cast<DenseElementsAttr>(elements)) {
+    if (*dtype == fb::DType::Bool) {
+      // MLIR packs i1 as bits; the program stores one byte (0 or 1) per element.
+      std::vector<uint8_t> bytes;
+      bytes.reserve(numElements);
+      for (bool b : dense.getValues<bool>())
+        bytes.push_back(b ? 1 : 0);
+      segment = writer.addOwnedSegment(std::move(bytes));
+    } else if (dense.isSplat()) {
+      ArrayRef<char> raw = dense.getRawData();
+      if (raw.size() != elemSize)
+        return op->emitError() << "cannot lower '" << op->getName() << "': splat of "
+                               << raw.size() << " bytes for element type "
+                               << type.getElementType();
+      std::vector<uint8_t> bytes(numBytes);
+      for (size_t i = 0; i < numElements; ++i)
+        std::memcpy(bytes.data() + i * elemSize, raw.data(), elemSize);
+      segment = writer.addOwnedSegment(std::move(bytes));
+    } else {
+      ArrayRef<char> raw = dense.getRawData();
+      if (raw.size() != numBytes)
+        return op->emitError() << "cannot lower '" << op->getName() << "': dense data of "
+                               << raw.size() << " bytes, expected " << numBytes << " for "
+                               << type;
+      // Borrowed: the attribute storage outlives the write.
+      segment = writer.addSegment(raw.data(), raw.size());
+    }
+  } else if (auto resource = dyn_cast<DenseResourceElementsAttr>(elements)) {
+    DenseResourceElementsHandle handle = resource.getRawHandle();
+    const AsmResourceBlob *blob = handle.getBlob();
+    if (!blob)
+      return op->emitError() << "cannot lower '" << op->getName() << "': resource '"
+                             << handle.getKey() << "' has no data";
+    ArrayRef<char> data = blob->getData();
+    if (data.size() != numBytes)
+      return op->emitError() << "cannot lower '" << op->getName() << "': resource '"
+                             << handle.getKey() << "' holds " << data.size()
+                             << " bytes, expected " << numBytes << " for " << type
+                             << " (one byte per i1 element)";
+    // Borrowed: the blob outlives the write.
+    segment = writer.addSegment(data.data(), data.size());
+  } else {
+    return op->emitError() << "cannot lower '" << op->getName()
+                           << "': 'value' must be a DenseElementsAttr or "
+                              "DenseResourceElementsAttr";
+  }
+
+  ValueSpec spec;
+  spec.name = getResultName(op);
+  spec.dtype = *dtype;
+  spec.kind = fb::ValueKind::Constant;
+  spec.rank = static_cast<int32_t>(type.getRank());
+  spec.shape.assign(type.getShape().begin(), type.getShape().end());
+  spec.segment = segment;
+  valueIndex[op->getResult(0)] = method.addValue(std::move(spec));
+  return success();
+}
+
+LogicalResult MethodLowering::convertAttribute(Operation *op, NamedAttribute named,
+                                               std::vector<AttrSpec> &attrs) {
+  std::string name = named.getName().str();
+  Attribute attr = named.getValue();
+  auto fail = [&](llvm::StringRef why) {
+    return op->emitError() << "cannot lower attribute '" << name << "' of '"
+                           << op->getName() << "' to a program attribute: " << why;
+  };
+
+  if (auto b = dyn_cast<BoolAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeBool(name, b.getValue()));
+  } else if (auto i = dyn_cast<IntegerAttr>(attr)) {
+    if (i.getType().isUnsignedInteger()) {
+      if (i.getValue().getActiveBits() > 63)
+        return fail("unsigned value does not fit in i64");
+      attrs.push_back(AttrSpec::makeInt(name, static_cast<int64_t>(i.getValue().getZExtValue())));
+    } else {
+      if (i.getValue().getSignificantBits() > 64)
+        return fail("value does not fit in i64");
+      attrs.push_back(AttrSpec::makeInt(name, i.getValue().getSExtValue()));
+    }
+  } else if (auto f = dyn_cast<FloatAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeFloat(name, f.getValueAsDouble()));
+  } else if (auto s = dyn_cast<StringAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeString(name, s.str()));
+  } else if (isa<UnitAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeBool(name, true));
+  } else if (auto t = dyn_cast<TypeAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeString(name, toString(t.getValue())));
+  } else if (auto a = dyn_cast<DenseI64ArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeInts(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<DenseI32ArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeInts(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<DenseI16ArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeInts(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<DenseI8ArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeInts(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<DenseBoolArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeInts(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<DenseF64ArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeFloats(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<DenseF32ArrayAttr>(attr)) {
+    attrs.push_back(AttrSpec::makeFloats(name, {a.asArrayRef().begin(), a.asArrayRef().end()}));
+  } else if (auto a = dyn_cast<ArrayAttr>(attr)) {
+    bool allInts = llvm::all_of(a, [](Attribute e) { return isa<IntegerAttr>(e); });
+    bool allFloats = llvm::all_of(a, [](Attribute e) { return isa<FloatAttr>(e); });
+    if (allInts) { // also the empty array
+      std::vector<int64_t> values;
+      for (Attribute e : a) {
+        APInt v = cast<IntegerAttr>(e).getValue();
+        if (v.getSignificantBits() > 64)
+          return fail("element does not fit in i64");
+        values.push_back(v.getSExtValue());
+      }
+      attrs.push_back(AttrSpec::makeInts(name, std::move(values)));
+    } else if (allFloats) {
+      std::vector<double> values;
+      for (Attribute e : a)
+        values.push_back(cast<FloatAttr>(e).getValueAsDouble());
+      attrs.push_back(AttrSpec::makeFloats(name, std::move(values)));
+    } else {
+      return fail("array elements must be all integers or all floats");
+    }
+  } else if (auto d = dyn_cast<DenseIntElementsAttr>(attr)) {
+    if (d.getType().getRank() > 1)
+      return fail("dense integer elements must be 0-d or 1-d");
+    std::vector<int64_t> values;
+    for (const APInt &v : d.getValues<APInt>())
+      values.push_back(d.getElementType().isUnsignedInteger()
+                           ? static_cast<int64_t>(v.getZExtValue())
+                           : v.getSExtValue());
+    attrs.push_back(AttrSpec::makeInts(name, std::move(values)));
+  } else if (auto d = dyn_cast<DenseFPElementsAttr>(attr)) {
+    if (d.getType().getRank() > 1)
+      return fail("dense float elements must be 0-d or 1-d");
+    std::vector<double> values;
+    for (const APFloat &v : d.getValues<APFloat>())
+      values.push_back(v.convertToDouble());
+    attrs.push_back(AttrSpec::makeFloats(name, std::move(values)));
+  } else {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    os << "unsupported attribute " << attr;
+    return fail(os.str());
+  }
+  return success();
+}
+
+LogicalResult MethodLowering::lowerInstruction(Operation *op) {
+  InstructionSpec inst;
+  inst.op = op->getName().stripDialect().str();
+  inst.loc = getSourceLineString(op->getLoc());
+
+  // Operands: every declared operand position, absent optional = -1.
+  if (auto segments = op->getAttrOfType<DenseI32ArrayAttr>("operandSegmentSizes")) {
+    unsigned position = 0;
+    for (int32_t size : segments.asArrayRef()) {
+      if (size == 0)
+        inst.inputs.push_back(-1);
+      for (int32_t i = 0; i < size; ++i) {
+        if (position >= op->getNumOperands())
+          return op->emitError() << "cannot lower '" << op->getName()
+                                 << "': operandSegmentSizes exceeds the operand count";
+        FailureOr<int32_t> index = getIndex(op, op->getOperand(position++));
+        if (failed(index))
+          return failure();
+        inst.inputs.push_back(*index);
+      }
+    }
+  } else {
+    for (Value operand : op->getOperands()) {
+      FailureOr<int32_t> index = getIndex(op, operand);
+      if (failed(index))
+        return failure();
+      inst.inputs.push_back(*index);
+    }
+    auto declared = getDeclaredOperandCounts().find(inst.op);
+    if (declared != getDeclaredOperandCounts().end())
+      while (inst.inputs.size() < declared->second)
+        inst.inputs.push_back(-1);
+  }
+
+  // Attributes (inherent ones included); discardable dialect attributes such as
+  // `kiln.name` (they have a dialect prefix) are annotations, not op semantics.
+  for (NamedAttribute attr : op->getAttrs()) {
+    llvm::StringRef name = attr.getName().getValue();
+    if (name == "operandSegmentSizes" || name == "resultSegmentSizes" || name.contains('.'))
+      continue;
+    if (failed(convertAttribute(op, attr, inst.attrs)))
+      return failure();
+  }
+
+  std::string resultName = getResultName(op);
+  for (OpResult result : op->getResults()) {
+    std::string name = resultName;
+    if (!name.empty() && op->getNumResults() > 1)
+      name += "." + std::to_string(result.getResultNumber());
+    FailureOr<int32_t> index =
+        addValue(result.getType(), fb::ValueKind::Intermediate, std::move(name), op->getLoc(),
+                 "result #" + std::to_string(result.getResultNumber()) + " of '" +
+                     op->getName().getStringRef().str() + "'");
+    if (failed(index))
+      return failure();
+    valueIndex[result] = *index;
+    inst.outputs.push_back(*index);
+  }
+  method.instructions.push_back(std::move(inst));
+  return success();
+}
+
+LogicalResult MethodLowering::lowerReturn(func::ReturnOp op) {
+  for (Value operand : op.getOperands()) {
+    FailureOr<int32_t> index = getIndex(op, operand);
+    if (failed(index))
+      return failure();
+    ValueSpec &value = method.values[*index];
+    if (value.kind == fb::ValueKind::Intermediate || value.kind == fb::ValueKind::Output) {
+      value.kind = fb::ValueKind::Output;
+      method.outputs.push_back(*index);
+      continue;
+    }
+    // An input or a constant returned as is: the runtime must still produce an
+    // output of its own, so copy it into a fresh Output value.
+    ValueSpec copy = value;
+    copy.kind = fb::ValueKind::Output;
+    copy.segment = -1;
+    copy.state = -1;
+    int32_t outIndex = method.addValue(std::move(copy));
+    InstructionSpec inst;
+    inst.op = "copy";
+    inst.inputs = {*index};
+    inst.outputs = {outIndex};
+    inst.loc = getSourceLineString(op.getLoc());
+    method.instructions.push_back(std::move(inst));
+    method.outputs.push_back(outIndex);
+  }
+  return success();
+}
+
+LogicalResult MethodLowering::lower() {
+  if (func.isExternal())
+    return func.emitError() << "cannot lower external function '" << func.getSymName()
+                            << "' to the portable program: it has no body";
+  if (!func.getBody().hasOneBlock())
+    return func.emitError() << "cannot lower function '" << func.getSymName()
+                            << "': expected a single block";
+  method.name = func.getSymName().str();
+
+  Block &block = func.getBody().front();
+  for (BlockArgument arg : block.getArguments()) {
+    std::string name;
+    if (auto nameAttr = func.getArgAttrOfType<StringAttr>(arg.getArgNumber(), kNameAttr))
+      name = nameAttr.str();
+    FailureOr<int32_t> index =
+        addValue(arg.getType(), fb::ValueKind::Input, std::move(name), arg.getLoc(),
+                 "argument #" + std::to_string(arg.getArgNumber()) + " of '" +
+                     func.getSymName().str() + "'");
+    if (failed(index))
+      return failure();
+    valueIndex[arg] = *index;
+    method.inputs.push_back(*index);
+  }
+
+  for (Operation &op : block) {
+    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+      if (failed(lowerReturn(ret)))
+        return failure();
+      continue;
+    }
+    if (op.getName().getDialectNamespace() != kDialectPrefix)
+      return op.emitError() << "cannot lower '" << op.getName()
+                            << "' to the portable program: only kiln ops and func.return "
+                               "are supported (run the kiln pipeline first)";
+    if (op.getNumRegions() != 0)
+      return op.emitError() << "cannot lower '" << op.getName()
+                            << "' to the portable program: ops with regions are not supported";
+    LogicalResult result = op.getName().stripDialect() == "constant" ? lowerConstant(&op)
+                                                                     : lowerInstruction(&op);
+    if (failed(result))
+      return failure();
+  }
+  writer.addMethod(std::move(method));
+  return success();
+}
+
+} // namespace
+
+std::string getSourceLineString(Location loc) {
+  std::optional<FileLineColLoc> fileLoc = findFileLineColLoc(loc);
+  if (!fileLoc)
+    return "";
+  return fileLoc->getFilename().str() + ":" + std::to_string(fileLoc->getLine());
+}
+
+LogicalResult writePortableProgram(ModuleOp module, llvm::StringRef outputPath,
+                                   const ProgramOptions &options) {
+  ProgramWriter writer;
+  bool lowered = false;
+  for (func::FuncOp func : module.getOps<func::FuncOp>()) {
+    if (!func.isPublic())
+      continue;
+    if (failed(MethodLowering(func, writer).lower()))
+      return failure();
+    lowered = true;
+  }
+  if (!lowered)
+    return module.emitError() << "no public function to lower to a program";
+
+  writer.setMetadata("producer", std::string("kiln ") + KILN_VERSION_STRING);
+  for (const auto &kv : options.metadata)
+    writer.setMetadata(kv.first, kv.second);
+
+  WriteResult result = writer.writeToFile(outputPath.str());
+  if (!result.ok())
+    return module.emitError() << "cannot write program '" << outputPath << "': " << result.error;
+  return success();
+}
+
+} // namespace kiln

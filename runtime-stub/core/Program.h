@@ -1,0 +1,90 @@
+// A loaded Kiln program: the mmapped, verified file plus one executable plan per
+// method (kernels resolved and attributes parsed at load time).
+#ifndef KILN_RUNTIME_CORE_PROGRAM_H
+#define KILN_RUNTIME_CORE_PROGRAM_H
+
+#include "runtime-stub/core/Error.h"
+#include "runtime-stub/core/Tensor.h"
+#include "serializer/ProgramReader.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln {
+namespace rt {
+
+struct LoadOptions {
+  /// Check every constant segment's FNV-1a 64 hash at load (reads all weights).
+  bool verifySegmentHashes = true;
+};
+
+/// Declared type of a method input/output. rank -1 = unknown; dim -1 = dynamic;
+/// dtype Unknown = decided at run time.
+struct ValueInfo {
+  std::string name;
+  DType dtype = DType::Unknown;
+  int rank = -1;
+  std::vector<int64_t> dims;
+  /// "f32[1,?,3]", "f32[*]" (unknown rank), "?[2]" (unknown dtype).
+  std::string str() const;
+};
+
+struct MethodInfo {
+  std::string name;
+  std::vector<ValueInfo> inputs;
+  std::vector<ValueInfo> outputs;
+  size_t numInstructions = 0;
+};
+
+struct MethodPlan; // internal
+
+class Program {
+public:
+  /// Maps `path` read-only, verifies it and builds the method plans.
+  static Result<std::unique_ptr<Program>> load(const std::string &path,
+                                               const LoadOptions &options = {});
+  /// Same from bytes in memory (copied into an aligned buffer the Program owns).
+  static Result<std::unique_ptr<Program>> loadFromBytes(const void *data, size_t size,
+                                                        const LoadOptions &options = {});
+  ~Program();
+  Program(const Program &) = delete;
+  Program &operator=(const Program &) = delete;
+
+  std::vector<std::string> methodNames() const;
+  /// Null if there is no such method.
+  const MethodInfo *methodInfo(const std::string &name) const;
+
+  /// Runs a method. Inputs are checked against the declared dtype/rank/static
+  /// dims. Returned tensors own (or share) their storage, except outputs that
+  /// are constants: those borrow the mapped file and live as long as the Program.
+  /// Not thread-safe: one run at a time per Program (buffers are reused).
+  Result<std::vector<Tensor>> run(const std::string &method, const std::vector<Tensor> &inputs);
+
+  /// The verified file (header, flatbuffer, segments).
+  const ProgramView &view() const { return view_; }
+  /// Program-level mutable state by name (zero at load), or null.
+  const Tensor *state(const std::string &name) const;
+
+private:
+  Program() = default;
+  static Result<std::unique_ptr<Program>> finishLoad(std::unique_ptr<Program> p,
+                                                     const LoadOptions &options);
+
+  // Exactly one of mapping_ / ownedBytes_ holds the file.
+  void *mapping_ = nullptr;
+  size_t mappingSize_ = 0;
+  std::unique_ptr<Storage> ownedBytes_;
+  const uint8_t *bytes_ = nullptr;
+  size_t size_ = 0;
+
+  ProgramView view_;
+  std::vector<std::string> stateNames_;
+  std::vector<Tensor> states_;
+  std::vector<std::unique_ptr<MethodPlan>> methods_;
+};
+
+} // namespace rt
+} // namespace kiln
+
+#endif // KILN_RUNTIME_CORE_PROGRAM_H

@@ -1,0 +1,127 @@
+// A dense, contiguous, row-major tensor: dtype, shape (rank <= 8) and a data
+// pointer into either owned storage (shared between copies, like torch.Tensor)
+// or borrowed memory (e.g. a constant inside the mmapped program file).
+#ifndef KILN_RUNTIME_CORE_TENSOR_H
+#define KILN_RUNTIME_CORE_TENSOR_H
+
+#include "runtime-stub/core/DType.h"
+#include "runtime-stub/core/Error.h"
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln {
+namespace rt {
+
+inline constexpr int kMaxRank = 8;
+
+/// Dims of a tensor. Every Shape held by a Tensor has dims >= 0 and a numel
+/// whose byte size fits in int64 (checked by Shape::make / Tensor::allocate).
+class Shape {
+public:
+  Shape() = default;
+  /// For literals in code and tests; asserts rank <= kMaxRank.
+  Shape(std::initializer_list<int64_t> dims);
+  /// Checks rank <= kMaxRank, dims >= 0 and that numel fits in int64.
+  static Result<Shape> make(const int64_t *dims, size_t rank);
+  static Result<Shape> make(const std::vector<int64_t> &dims) {
+    return make(dims.data(), dims.size());
+  }
+
+  int rank() const { return rank_; }
+  int64_t operator[](int i) const { return dims_[i]; }
+  int64_t &operator[](int i) { return dims_[i]; }
+  const int64_t *data() const { return dims_; }
+  int64_t numel() const;
+  std::vector<int64_t> vec() const { return std::vector<int64_t>(dims_, dims_ + rank_); }
+  /// "[2,3]"; "[]" for a scalar.
+  std::string str() const;
+
+  /// Appends a dim (caller ensures rank < kMaxRank).
+  void push(int64_t d) { dims_[rank_++] = d; }
+  bool operator==(const Shape &o) const;
+  bool operator!=(const Shape &o) const { return !(*this == o); }
+
+private:
+  int rank_ = 0;
+  int64_t dims_[kMaxRank] = {};
+};
+
+/// Owned, 64-byte aligned bytes.
+struct Storage {
+  void *ptr = nullptr;
+  size_t capacity = 0;
+  ~Storage();
+};
+
+class Tensor {
+public:
+  /// An undefined tensor (dtype Unknown, no data).
+  Tensor() = default;
+
+  /// New owned, uninitialised storage.
+  static Result<Tensor> empty(DType dtype, const Shape &shape);
+  /// New owned storage filled with zeros.
+  static Result<Tensor> zeros(DType dtype, const Shape &shape);
+  /// New owned tensor holding a copy of `bytes` (must be numel * dtypeSize bytes).
+  static Result<Tensor> fromBytes(DType dtype, const Shape &shape, const void *bytes,
+                                  size_t size);
+  /// Typed convenience for tests and tools: copies `values`.
+  static Result<Tensor> fromFloats(const Shape &shape, const std::vector<float> &values);
+  static Result<Tensor> fromInt64s(const Shape &shape, const std::vector<int64_t> &values);
+  static Result<Tensor> fromBools(const Shape &shape, const std::vector<bool> &values);
+  static Result<Tensor> fromInt32s(const Shape &shape, const std::vector<int32_t> &values);
+  /// A view of memory the caller keeps alive and does not change; no copy.
+  static Tensor borrow(DType dtype, const Shape &shape, const void *data);
+
+  bool defined() const { return dtype_ != DType::Unknown; }
+  DType dtype() const { return dtype_; }
+  const Shape &shape() const { return shape_; }
+  int rank() const { return shape_.rank(); }
+  int64_t dim(int i) const { return shape_[i]; }
+  int64_t numel() const { return shape_.numel(); }
+  size_t nbytes() const { return (size_t)numel() * dtypeSize(dtype_); }
+  bool isBorrowed() const { return defined() && !storage_; }
+
+  const void *data() const { return data_; }
+  /// Writable data; only for owned storage (kernels write their outputs only).
+  void *mutableData() { return storage_ ? data_ : nullptr; }
+  template <typename T> const T *dataAs() const { return static_cast<const T *>(data_); }
+  template <typename T> T *mutableDataAs() { return static_cast<T *>(mutableData()); }
+
+  /// Gives this tensor the dtype and shape, with owned storage of at least
+  /// nbytes. Keeps the current storage when it is owned, large enough and not
+  /// shared with another Tensor (so a per-value buffer is reused across calls);
+  /// contents are unspecified afterwards.
+  Error allocate(DType dtype, const Shape &shape);
+  /// Changes the shape without touching data (numel must be unchanged).
+  void reshapeInPlace(const Shape &shape) { shape_ = shape; }
+
+  /// A deep copy with its own storage.
+  Result<Tensor> clone() const;
+
+  /// "f32[2,3]".
+  std::string describe() const;
+
+private:
+  DType dtype_ = DType::Unknown;
+  Shape shape_;
+  void *data_ = nullptr;
+  std::shared_ptr<Storage> storage_;
+};
+
+/// Checked a*b for non-negative sizes; false on overflow.
+inline bool checkedMul(int64_t a, int64_t b, int64_t *out) {
+  return !__builtin_mul_overflow(a, b, out);
+}
+inline bool checkedAdd(uint64_t a, uint64_t b, uint64_t *out) {
+  return !__builtin_add_overflow(a, b, out);
+}
+
+} // namespace rt
+} // namespace kiln
+
+#endif // KILN_RUNTIME_CORE_TENSOR_H

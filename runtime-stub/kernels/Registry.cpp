@@ -1,0 +1,39 @@
+#include "runtime-stub/kernels/Kernel.h"
+
+#include <cstring>
+
+namespace kiln {
+namespace rt {
+
+// Defined next to their implementations.
+extern const KernelDef kConstantKernel, kUnaryKernel, kBinaryKernel, kCompareKernel,
+    kWhereKernel, kCastKernel, kClampKernel, kReduceKernel, kArgmaxKernel, kSoftmaxKernel,
+    kLayerNormKernel, kRmsNormKernel, kLinearKernel, kMatmulKernel, kEmbeddingKernel,
+    kIndexSelectKernel, kReshapeKernel, kExpandKernel, kPermuteKernel, kTransposeKernel,
+    kUnsqueezeKernel, kSqueezeKernel, kFlattenKernel, kSliceKernel, kSelectKernel,
+    kSplitKernel, kConcatKernel, kStackKernel, kRepeatInterleaveKernel, kRepeatKernel,
+    kTriangularKernel, kArangeKernel, kFullKernel, kFullLikeKernel, kDimSizeKernel,
+    kShapeOfKernel, kCopyKernel;
+
+const std::vector<const KernelDef *> &allKernels() {
+  static const std::vector<const KernelDef *> kAll = {
+      &kConstantKernel, &kUnaryKernel, &kBinaryKernel, &kCompareKernel, &kWhereKernel,
+      &kCastKernel, &kClampKernel, &kReduceKernel, &kArgmaxKernel, &kSoftmaxKernel,
+      &kLayerNormKernel, &kRmsNormKernel, &kLinearKernel, &kMatmulKernel, &kEmbeddingKernel,
+      &kIndexSelectKernel, &kReshapeKernel, &kExpandKernel, &kPermuteKernel,
+      &kTransposeKernel, &kUnsqueezeKernel, &kSqueezeKernel, &kFlattenKernel, &kSliceKernel,
+      &kSelectKernel, &kSplitKernel, &kConcatKernel, &kStackKernel,
+      &kRepeatInterleaveKernel, &kRepeatKernel, &kTriangularKernel, &kArangeKernel,
+      &kFullKernel, &kFullLikeKernel, &kDimSizeKernel, &kShapeOfKernel, &kCopyKernel};
+  return kAll;
+}
+
+const KernelDef *findKernel(const std::string &name) {
+  for (const KernelDef *k : allKernels())
+    if (name == k->name)
+      return k;
+  return nullptr;
+}
+
+} // namespace rt
+} // namespace kiln

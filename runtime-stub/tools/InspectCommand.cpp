@@ -1,0 +1,265 @@
+#include "runtime-stub/tools/Commands.h"
+
+#include "serializer/ProgramReader.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <set>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace kiln {
+namespace rt {
+
+const char *kilnInspectUsage() {
+  return "usage: inspect PROGRAM.kiln [--json] [--no-verify-hashes]\n"
+         "Prints the methods (inputs, outputs, op counts), sizes and metadata of a program.\n";
+}
+
+namespace {
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 1;
+}
+
+std::string jsonString(const std::string &s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    case '\b': out += "\\b"; break;
+    case '\f': out += "\\f"; break;
+    default:
+      if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+        out += buf;
+      } else {
+        out += (char)c; // UTF-8 passes through
+      }
+    }
+  }
+  return out + "\"";
+}
+
+struct ValueDesc {
+  std::string name, dtype;
+  int rank;
+  std::vector<int64_t> dims;
+  std::string typeStr() const {
+    if (rank < 0)
+      return dtype + "[*]";
+    std::string s = dtype + "[";
+    for (size_t i = 0; i < dims.size(); ++i)
+      s += (i ? "," : "") + (dims[i] < 0 ? std::string("?") : std::to_string(dims[i]));
+    return s + "]";
+  }
+  std::string json() const {
+    std::string s = "{\"name\": " + jsonString(name) + ", \"dtype\": " + jsonString(dtype) +
+                    ", \"rank\": " + std::to_string(rank) + ", \"shape\": ";
+    if (rank < 0) {
+      s += "null";
+    } else {
+      s += "[";
+      for (size_t i = 0; i < dims.size(); ++i)
+        s += (i ? ", " : "") + (dims[i] < 0 ? std::string("\"?\"") : std::to_string(dims[i]));
+      s += "]";
+    }
+    return s + "}";
+  }
+};
+
+ValueDesc describeValue(const fb::Method *m, int32_t idx) {
+  const fb::Value *v = m->values()->Get((uint32_t)idx);
+  ValueDesc d;
+  d.name = v->name() ? v->name()->str() : std::string();
+  d.dtype = v->dtype() == fb::DType::Unknown ? "?" : dtypeShortName(v->dtype());
+  d.rank = v->rank();
+  if (v->rank() >= 0 && v->shape())
+    d.dims.assign(v->shape()->begin(), v->shape()->end());
+  return d;
+}
+
+struct MethodDesc {
+  std::string name;
+  std::vector<ValueDesc> inputs, outputs;
+  std::map<std::string, uint64_t> ops;
+  uint64_t instructions = 0;
+  uint64_t values = 0;
+};
+
+} // namespace
+
+int kilnInspectCommand(int argc, char **argv) {
+  std::string path;
+  bool json = false;
+  ReadOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kilnInspectUsage(), stdout);
+      return 0;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--no-verify-hashes") {
+      options.verifySegmentHashes = false;
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "error: unknown option '%s'\n%s", a.c_str(), kilnInspectUsage());
+      return 1;
+    } else if (path.empty()) {
+      path = a;
+    } else {
+      std::fprintf(stderr, "error: unexpected argument '%s'\n%s", a.c_str(), kilnInspectUsage());
+      return 1;
+    }
+  }
+  if (path.empty()) {
+    std::fprintf(stderr, "error: missing PROGRAM.kiln\n%s", kilnInspectUsage());
+    return 1;
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return fail("cannot open " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(path + " is not a regular file");
+  }
+  size_t size = (size_t)st.st_size;
+  if (size < kProgramHeaderSize) {
+    ::close(fd);
+    return fail(path + ": file is " + std::to_string(size) + " bytes, smaller than the header");
+  }
+  void *map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED)
+    return fail("cannot mmap " + path + ": " + std::strerror(errno));
+  ProgramView view;
+  std::string err;
+  if (!readProgram(map, size, options, &view, &err)) {
+    ::munmap(map, size);
+    return fail(path + ": " + err);
+  }
+  const fb::Program *p = view.program;
+
+  uint64_t constantBytes = 0;
+  uint32_t nseg = view.numSegments();
+  std::set<std::pair<uint64_t, uint64_t>> seen; // unique (offset, size)
+  for (uint32_t i = 0; i < nseg; ++i) {
+    const fb::Segment *s = p->segments()->Get(i);
+    if (seen.insert({s->offset(), s->size()}).second)
+      constantBytes += s->size();
+  }
+  std::vector<MethodDesc> methods;
+  if (p->methods()) {
+    for (const fb::Method *m : *p->methods()) {
+      MethodDesc md;
+      md.name = m->name()->str();
+      md.values = m->values() ? m->values()->size() : 0;
+      if (m->inputs())
+        for (int32_t idx : *m->inputs())
+          md.inputs.push_back(describeValue(m, idx));
+      if (m->outputs())
+        for (int32_t idx : *m->outputs())
+          md.outputs.push_back(describeValue(m, idx));
+      if (m->instructions()) {
+        md.instructions = m->instructions()->size();
+        for (const fb::Instruction *ins : *m->instructions())
+          ++md.ops[ins->op()->str()];
+      }
+      methods.push_back(std::move(md));
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> metadata;
+  if (p->metadata())
+    for (const fb::KeyValue *kv : *p->metadata())
+      metadata.push_back({kv->key()->str(), kv->value() ? kv->value()->str() : std::string()});
+  struct StateDesc {
+    std::string name, type;
+  };
+  std::vector<StateDesc> states;
+  if (p->states())
+    for (const fb::StateDecl *s : *p->states()) {
+      std::string t = std::string(dtypeShortName(s->dtype())) + "[";
+      if (s->shape())
+        for (uint32_t i = 0; i < s->shape()->size(); ++i)
+          t += (i ? "," : "") + std::to_string(s->shape()->Get(i));
+      states.push_back({s->name()->str(), t + "]"});
+    }
+
+  if (json) {
+    std::string o = "{\n";
+    o += "  \"file\": " + jsonString(path) + ",\n";
+    o += "  \"format_version\": " + std::to_string(view.header.format_version) + ",\n";
+    o += "  \"file_bytes\": " + std::to_string(size) + ",\n";
+    o += "  \"flatbuffer_bytes\": " + std::to_string(view.header.flatbuffer_size) + ",\n";
+    o += "  \"constant_bytes\": " + std::to_string(constantBytes) + ",\n";
+    o += "  \"segments\": " + std::to_string(nseg) + ",\n";
+    o += "  \"methods\": {";
+    for (size_t i = 0; i < methods.size(); ++i) {
+      const MethodDesc &m = methods[i];
+      o += (i ? ",\n" : "\n") + std::string("    ") + jsonString(m.name) + ": {\n";
+      o += "      \"inputs\": [";
+      for (size_t k = 0; k < m.inputs.size(); ++k)
+        o += (k ? ", " : "") + m.inputs[k].json();
+      o += "],\n      \"outputs\": [";
+      for (size_t k = 0; k < m.outputs.size(); ++k)
+        o += (k ? ", " : "") + m.outputs[k].json();
+      o += "],\n      \"ops\": {";
+      size_t k = 0;
+      for (const auto &op : m.ops)
+        o += (k++ ? ", " : "") + jsonString(op.first) + ": " + std::to_string(op.second);
+      o += "},\n      \"instructions\": " + std::to_string(m.instructions) + ",\n";
+      o += "      \"values\": " + std::to_string(m.values) + "\n    }";
+    }
+    o += methods.empty() ? "},\n" : "\n  },\n";
+    o += "  \"states\": [";
+    for (size_t i = 0; i < states.size(); ++i)
+      o += (i ? ", " : "") + std::string("{\"name\": ") + jsonString(states[i].name) +
+           ", \"type\": " + jsonString(states[i].type) + "}";
+    o += "],\n  \"metadata\": {";
+    for (size_t i = 0; i < metadata.size(); ++i)
+      o += (i ? ", " : "") + jsonString(metadata[i].first) + ": " + jsonString(metadata[i].second);
+    o += "}\n}\n";
+    std::fputs(o.c_str(), stdout);
+  } else {
+    std::printf("%s: Kiln program, format version %u\n", path.c_str(), view.header.format_version);
+    std::printf("  file bytes:       %zu\n", size);
+    std::printf("  flatbuffer bytes: %llu\n", (unsigned long long)view.header.flatbuffer_size);
+    std::printf("  constant bytes:   %llu in %u segments\n", (unsigned long long)constantBytes, nseg);
+    for (const MethodDesc &m : methods) {
+      std::printf("method %s: %llu instructions, %llu values\n", m.name.c_str(),
+                  (unsigned long long)m.instructions, (unsigned long long)m.values);
+      for (size_t k = 0; k < m.inputs.size(); ++k)
+        std::printf("  input %zu %s: %s\n", k, m.inputs[k].name.c_str(),
+                    m.inputs[k].typeStr().c_str());
+      for (size_t k = 0; k < m.outputs.size(); ++k)
+        std::printf("  output %zu %s: %s\n", k, m.outputs[k].name.c_str(),
+                    m.outputs[k].typeStr().c_str());
+      std::printf("  ops:");
+      for (const auto &op : m.ops)
+        std::printf(" %s=%llu", op.first.c_str(), (unsigned long long)op.second);
+      std::printf("\n");
+    }
+    for (const StateDesc &s : states)
+      std::printf("state %s: %s\n", s.name.c_str(), s.type.c_str());
+    for (const auto &kv : metadata)
+      std::printf("metadata %s = %s\n", kv.first.c_str(), kv.second.c_str());
+  }
+  ::munmap(map, size);
+  return 0;
+}
+
+} // namespace rt
+} // namespace kiln

@@ -1,0 +1,203 @@
+#include "runtime-stub/tools/Commands.h"
+
+#include "runtime-stub/core/Program.h"
+#include "runtime-stub/io/Npy.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace kiln {
+namespace rt {
+
+const char *kilnRunUsage() {
+  return "usage: run PROGRAM.kiln [--method NAME] --input A.npy [--input B.npy ...]\n"
+         "           --output-dir DIR [--no-verify-hashes]\n"
+         "Runs a method (default: forward, or the only method) on .npy inputs and writes\n"
+         "DIR/output0.npy, DIR/output1.npy, ... (nothing is written on error).\n";
+}
+
+namespace {
+
+int usageError(const std::string &message) {
+  std::fprintf(stderr, "error: %s\n%s", message.c_str(), kilnRunUsage());
+  return 1;
+}
+
+int fail(const std::string &message) {
+  std::fprintf(stderr, "error: %s\n", message.c_str());
+  return 1;
+}
+
+bool makeDirs(const std::string &dir, std::string *err) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos <= dir.size()) {
+    size_t next = dir.find('/', pos);
+    if (next == std::string::npos)
+      next = dir.size();
+    cur = dir.substr(0, next);
+    pos = next + 1;
+    if (cur.empty())
+      continue;
+    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+      *err = "cannot create directory " + cur + ": " + std::strerror(errno);
+      return false;
+    }
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    *err = dir + " is not a directory";
+    return false;
+  }
+  return true;
+}
+
+bool writeFile(const std::string &path, const std::vector<uint8_t> &bytes, std::string *err) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    *err = "cannot create " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      *err = "cannot write " + path + ": " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    off += (size_t)w;
+  }
+  if (::close(fd) != 0) {
+    *err = "cannot write " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+} // namespace
+
+int kilnRunCommand(int argc, char **argv) {
+  std::string programPath, method, outDir;
+  std::vector<std::string> inputs;
+  LoadOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](std::string *out) {
+      if (i + 1 >= argc)
+        return false;
+      *out = argv[++i];
+      return true;
+    };
+    if (a == "--help" || a == "-h") {
+      std::fputs(kilnRunUsage(), stdout);
+      return 0;
+    } else if (a == "--method") {
+      if (!value(&method))
+        return usageError("--method needs a value");
+    } else if (a == "--input") {
+      std::string v;
+      if (!value(&v))
+        return usageError("--input needs a value");
+      inputs.push_back(v);
+    } else if (a == "--output-dir") {
+      if (!value(&outDir))
+        return usageError("--output-dir needs a value");
+    } else if (a == "--no-verify-hashes") {
+      options.verifySegmentHashes = false;
+    } else if (!a.empty() && a[0] == '-') {
+      return usageError("unknown option '" + a + "'");
+    } else if (programPath.empty()) {
+      programPath = a;
+    } else {
+      return usageError("unexpected argument '" + a + "'");
+    }
+  }
+  if (programPath.empty())
+    return usageError("missing PROGRAM.kiln");
+  if (outDir.empty())
+    return usageError("missing --output-dir");
+
+  Result<std::unique_ptr<Program>> program = Program::load(programPath, options);
+  if (!program.ok())
+    return fail(program.error().message());
+  Program &prog = **program;
+  if (method.empty()) {
+    std::vector<std::string> names = prog.methodNames();
+    for (const std::string &n : names)
+      if (n == "forward")
+        method = n;
+    if (method.empty()) {
+      if (names.size() == 1) {
+        method = names[0];
+      } else {
+        std::string list;
+        for (const std::string &n : names)
+          list += (list.empty() ? "" : ", ") + n;
+        return fail("the program has no 'forward' method; choose one with --method (methods: " +
+                    (list.empty() ? std::string("none") : list) + ")");
+      }
+    }
+  }
+  if (!prog.methodInfo(method)) {
+    std::string list;
+    for (const std::string &n : prog.methodNames())
+      list += (list.empty() ? "" : ", ") + n;
+    return fail("no method '" + method + "' (methods: " + list + ")");
+  }
+  std::vector<Tensor> tensors;
+  for (const std::string &path : inputs) {
+    Result<Tensor> t = readNpy(path);
+    if (!t.ok())
+      return fail(t.error().message());
+    tensors.push_back(t.take());
+  }
+  Result<std::vector<Tensor>> outputs = prog.run(method, tensors);
+  if (!outputs.ok())
+    return fail(outputs.error().message());
+
+  // Encode everything first, then write temps, then rename: all or nothing.
+  std::vector<std::vector<uint8_t>> encoded;
+  for (size_t i = 0; i < outputs->size(); ++i) {
+    Result<std::vector<uint8_t>> e = encodeNpy((*outputs)[i]);
+    if (!e.ok())
+      return fail("output " + std::to_string(i) + ": " + e.error().message());
+    encoded.push_back(e.take());
+  }
+  std::string err;
+  if (!makeDirs(outDir, &err))
+    return fail(err);
+  std::vector<std::string> finals, temps;
+  std::string suffix = ".tmp." + std::to_string(::getpid());
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    finals.push_back(outDir + "/output" + std::to_string(i) + ".npy");
+    temps.push_back(finals.back() + suffix);
+  }
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (!writeFile(temps[i], encoded[i], &err)) {
+      for (size_t k = 0; k <= i; ++k)
+        ::unlink(temps[k].c_str());
+      return fail(err);
+    }
+  }
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    if (::rename(temps[i].c_str(), finals[i].c_str()) != 0) {
+      err = "cannot rename " + temps[i] + " to " + finals[i] + ": " + std::strerror(errno);
+      for (size_t k = i; k < temps.size(); ++k)
+        ::unlink(temps[k].c_str());
+      return fail(err);
+    }
+  }
+  return 0;
+}
+
+} // namespace rt
+} // namespace kiln
