@@ -432,9 +432,20 @@ LogicalResult CastOp::verify() {
   return success();
 }
 
+LogicalResult CastLikeOp::verify() {
+  if (failed(verifyElementType(*this, "result", getResult().getType(),
+                               getElementTypeOrSelf(getLike().getType()),
+                               "the element type of 'like'")))
+    return failure();
+  if (std::optional<SmallVector<int64_t>> shape = knownShape(getX().getType()))
+    return verifyResultShape(*this, getResult().getType(), *shape);
+  return success();
+}
+
 OpFoldResult CastOp::fold(FoldAdaptor) {
-  // A cast to the type the input already has is the input.
-  if (getX().getType() == getResult().getType())
+  // A cast to the type the input already has is the input, unless that type
+  // is a guess of the front end (then the cast is a real conversion).
+  if (getX().getType() == getResult().getType() && !mayHaveGuessedElementType(getX()))
     return getX();
   return {};
 }

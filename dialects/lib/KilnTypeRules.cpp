@@ -3,6 +3,10 @@
 #include "kiln/Dialect/KilnTypeRules.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Operation.h"
+#include "mlir/Interfaces/FunctionInterfaces.h"
+#include "llvm/ADT/DenseSet.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/ADT/StringSwitch.h"
@@ -84,6 +88,40 @@ Type promoteOperandTypes(Type lhs, bool lhsIsZeroDim, Type rhs,
     return dimensioned;
   }
   return promoteElementTypes(lhs, rhs);
+}
+
+bool hasFixedResultElementType(mlir::Operation *op) {
+  llvm::StringRef name = op->getName().getStringRef();
+  if (name == "kiln.full_like") {
+    auto dtype = op->getAttrOfType<mlir::StringAttr>("dtype");
+    return dtype && !dtype.getValue().empty();
+  }
+  return llvm::StringSwitch<bool>(name)
+      .Cases("kiln.constant", "kiln.compare", "kiln.cast", "kiln.dim_size",
+             "kiln.shape_of", "kiln.argmax", "kiln.full", "kiln.arange", true)
+      .Case("kiln.embedding", true)
+      .Default(false);
+}
+
+bool mayHaveGuessedElementType(Value value) {
+  llvm::SmallVector<Value> worklist{value};
+  llvm::DenseSet<Value> visited{value};
+  while (!worklist.empty()) {
+    Value current = worklist.pop_back_val();
+    if (auto arg = dyn_cast<BlockArgument>(current)) {
+      auto func = dyn_cast_or_null<FunctionOpInterface>(arg.getOwner()->getParentOp());
+      if (func && func.getArgAttr(arg.getArgNumber(), kDtypeGuessedAttrName))
+        return true;
+      continue;
+    }
+    Operation *op = current.getDefiningOp();
+    if (!op || hasFixedResultElementType(op))
+      continue;
+    for (Value operand : op->getOperands())
+      if (visited.insert(operand).second)
+        worklist.push_back(operand);
+  }
+  return false;
 }
 
 } // namespace kiln

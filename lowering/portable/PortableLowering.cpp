@@ -7,6 +7,7 @@
 #include "lowering/portable/PortableLowering.h"
 
 #include "serializer/ProgramWriter.h"
+#include "kiln/Dialect/KilnTypeRules.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -34,6 +35,10 @@ namespace {
 constexpr llvm::StringLiteral kDialectPrefix = "kiln";
 /// The function argument attribute holding the TorchScript input name.
 constexpr llvm::StringLiteral kNameAttr = "kiln.name";
+// Set by the front end on arguments whose element type it could only guess (a
+// bare traced archive carries no input dtypes): the program declares their
+// dtype Unknown and the runtime takes whatever dtype the caller passes.
+constexpr llvm::StringLiteral kDtypeGuessedAttr = "kiln.dtype_guessed";
 
 /// Declared operand counts of ops whose trailing operands are optional but
 /// that carry no `operandSegmentSizes` (ODS needs it only with two or more
@@ -380,6 +385,14 @@ LogicalResult MethodLowering::lowerInstruction(Operation *op) {
       return failure();
   }
 
+  // A result computed from a value of unknown dtype has an unknown dtype too,
+  // unless the op fixes its result dtype (comparisons, casts, sizes, ...).
+  bool unknownDtype = false;
+  if (!kiln::hasFixedResultElementType(op))
+    for (int32_t input : inst.inputs)
+      if (input >= 0 && method.values[input].dtype == fb::DType::Unknown)
+        unknownDtype = true;
+
   std::string resultName = getResultName(op);
   for (OpResult result : op->getResults()) {
     std::string name = resultName;
@@ -391,6 +404,8 @@ LogicalResult MethodLowering::lowerInstruction(Operation *op) {
                      op->getName().getStringRef().str() + "'");
     if (failed(index))
       return failure();
+    if (unknownDtype)
+      method.values[*index].dtype = fb::DType::Unknown;
     valueIndex[result] = *index;
     inst.outputs.push_back(*index);
   }
@@ -447,6 +462,8 @@ LogicalResult MethodLowering::lower() {
                      func.getSymName().str() + "'");
     if (failed(index))
       return failure();
+    if (func.getArgAttr(arg.getArgNumber(), kDtypeGuessedAttr))
+      method.values[*index].dtype = fb::DType::Unknown;
     valueIndex[arg] = *index;
     method.inputs.push_back(*index);
   }

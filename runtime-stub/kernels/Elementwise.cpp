@@ -501,6 +501,15 @@ Error runCast(const KernelCall &call) {
   return castInto(*x, call.attrs->dtype, call.out[0]);
 }
 
+// `x.type_as(like)` where `like`'s dtype is only known at run time.
+Error runCastLike(const KernelCall &call) {
+  const Tensor *x;
+  const Tensor *like;
+  KILN_TRY(requireInput(call, 0, "x", &x));
+  KILN_TRY(requireInput(call, 1, "like", &like));
+  return castInto(*x, like->dtype(), call.out[0]);
+}
+
 Error runCopy(const KernelCall &call) {
   const Tensor *x;
   KILN_TRY(requireInput(call, 0, "x", &x));
@@ -582,6 +591,7 @@ extern const KernelDef kBinaryKernel = {"binary", 2, 2, 1, 1, 0, parseBinary, ru
 extern const KernelDef kCompareKernel = {"compare", 2, 2, 1, 1, 0, parseCompare, runCompare};
 extern const KernelDef kWhereKernel = {"where", 3, 3, 1, 1, 0, parseNoAttrs, runWhere};
 extern const KernelDef kCastKernel = {"cast", 1, 1, 1, 1, 0, parseCast, runCast};
+extern const KernelDef kCastLikeKernel = {"cast_like", 2, 2, 1, 1, 0, parseNoAttrs, runCastLike};
 extern const KernelDef kClampKernel = {"clamp", 1, 1, 1, 1, 0, parseClamp, runClamp};
 extern const KernelDef kCopyKernel = {"copy", 1, 1, 1, 1, 0, parseNoAttrs, runCopy};
 

@@ -7,7 +7,7 @@ namespace rt {
 
 // Defined next to their implementations.
 extern const KernelDef kConstantKernel, kUnaryKernel, kBinaryKernel, kCompareKernel,
-    kWhereKernel, kCastKernel, kClampKernel, kReduceKernel, kArgmaxKernel, kSoftmaxKernel,
+    kWhereKernel, kCastKernel, kCastLikeKernel, kClampKernel, kReduceKernel, kArgmaxKernel, kSoftmaxKernel,
     kLayerNormKernel, kRmsNormKernel, kLinearKernel, kMatmulKernel, kEmbeddingKernel,
     kIndexSelectKernel, kReshapeKernel, kExpandKernel, kPermuteKernel, kTransposeKernel,
     kUnsqueezeKernel, kSqueezeKernel, kFlattenKernel, kSliceKernel, kSelectKernel,
@@ -18,7 +18,7 @@ extern const KernelDef kConstantKernel, kUnaryKernel, kBinaryKernel, kCompareKer
 const std::vector<const KernelDef *> &allKernels() {
   static const std::vector<const KernelDef *> kAll = {
       &kConstantKernel, &kUnaryKernel, &kBinaryKernel, &kCompareKernel, &kWhereKernel,
-      &kCastKernel, &kClampKernel, &kReduceKernel, &kArgmaxKernel, &kSoftmaxKernel,
+      &kCastKernel, &kCastLikeKernel, &kClampKernel, &kReduceKernel, &kArgmaxKernel, &kSoftmaxKernel,
       &kLayerNormKernel, &kRmsNormKernel, &kLinearKernel, &kMatmulKernel, &kEmbeddingKernel,
       &kIndexSelectKernel, &kReshapeKernel, &kExpandKernel, &kPermuteKernel,
       &kTransposeKernel, &kUnsqueezeKernel, &kSqueezeKernel, &kFlattenKernel, &kSliceKernel,

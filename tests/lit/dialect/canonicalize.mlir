@@ -76,6 +76,29 @@ func.func @cast_identity(%x: tensor<4xf32>) -> (tensor<4xf32>, tensor<4xf16>) {
 
 // -----
 
+// An argument's type guessed by the front end (a bare trace carries no input
+// dtypes) may really be i64: a cast of it, or of a value computed from it, is a
+// real conversion and stays. A cast of a value whose type is fixed by its
+// producer (a comparison is i1) still folds.
+// CHECK-LABEL: func.func @cast_of_guessed_type(
+// CHECK-SAME:    %[[X:[^:]+]]: tensor<*xf32> {kiln.dtype_guessed}
+// CHECK:         %[[C:.+]] = kiln.cast %[[X]] dtype "f32"
+// CHECK:         %[[N:.+]] = kiln.unary "neg" %[[X]]
+// CHECK:         %[[CN:.+]] = kiln.cast %[[N]] dtype "f32"
+// CHECK:         %[[B:.+]] = kiln.compare "gt" %[[X]], %[[X]]
+// CHECK-NOT:     kiln.cast
+// CHECK:         return %[[C]], %[[CN]], %[[B]]
+func.func @cast_of_guessed_type(%x: tensor<*xf32> {kiln.dtype_guessed}) -> (tensor<*xf32>, tensor<*xf32>, tensor<*xi1>) {
+  %0 = kiln.cast %x dtype "f32" : (tensor<*xf32>) -> tensor<*xf32>
+  %1 = kiln.unary "neg" %x : (tensor<*xf32>) -> tensor<*xf32>
+  %2 = kiln.cast %1 dtype "f32" : (tensor<*xf32>) -> tensor<*xf32>
+  %3 = kiln.compare "gt" %x, %x : (tensor<*xf32>, tensor<*xf32>) -> tensor<*xi1>
+  %4 = kiln.cast %3 dtype "i1" : (tensor<*xi1>) -> tensor<*xi1>
+  return %0, %2, %4 : tensor<*xf32>, tensor<*xf32>, tensor<*xi1>
+}
+
+// -----
+
 // Identical constants become one; an unused one disappears (ops are pure).
 // CHECK-LABEL: func.func @constants(
 // CHECK:         %[[C:.+]] = kiln.constant dense<[1.000000e+00, 2.000000e+00]> : tensor<2xf32>

@@ -1188,3 +1188,11 @@ func.func @copy_shape(%x: tensor<4xf32>) {
   %0 = kiln.copy %x : (tensor<4xf32>) -> tensor<2x2xf32>
   return
 }
+
+// -----
+
+func.func @cast_like_type(%x: tensor<4xf32>, %like: tensor<*xi64>) {
+  // expected-error @+1 {{result element type 'f32' does not match the expected 'i64' (the element type of 'like')}}
+  %0 = kiln.cast_like %x, %like : (tensor<4xf32>, tensor<*xi64>) -> tensor<4xf32>
+  return
+}

@@ -298,6 +298,7 @@ func.func @dynamic(%x: tensor<?x?xf32>, %w: tensor<16x8xf32>, %ids: tensor<1x?xi
 // CHECK-NEXT:    %[[V14:[^ :]+]] = kiln.where %[[V13]], %[[ARG0]], %[[ARG0]] : (tensor<*xi1>, tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
 // CHECK-NEXT:    %[[V15:[^ :]+]] = kiln.full_like %[[ARG0]] value 0.000000e+00 dtype "" : (tensor<*xf32>) -> tensor<*xf32>
 // CHECK-NEXT:    %[[V16:[^ :]+]] = kiln.copy %[[V15]] : (tensor<*xf32>) -> tensor<*xf32>
+// CHECK-NEXT:    %[[V17:[^ :]+]] = kiln.cast_like %[[V12]], %[[ARG0]] : (tensor<2x2xf32>, tensor<*xf32>) -> tensor<2x2xf32>
 // CHECK-NEXT:    return %[[V7]] : tensor<*xf32>
 func.func @unranked(%x: tensor<*xf32>, %ids: tensor<*xi64>, %w: tensor<*xf32>, %n: tensor<*xi64>) -> tensor<*xf32> {
   %0 = kiln.embedding %w, %ids : (tensor<*xf32>, tensor<*xi64>) -> tensor<*xf32>
@@ -317,6 +318,7 @@ func.func @unranked(%x: tensor<*xf32>, %ids: tensor<*xi64>, %w: tensor<*xf32>, %
   %14 = kiln.where %13, %x, %x : (tensor<*xi1>, tensor<*xf32>, tensor<*xf32>) -> tensor<*xf32>
   %15 = kiln.full_like %x value 0.000000e+00 dtype "" : (tensor<*xf32>) -> tensor<*xf32>
   %16 = kiln.copy %15 : (tensor<*xf32>) -> tensor<*xf32>
+  %17 = kiln.cast_like %12, %x : (tensor<2x2xf32>, tensor<*xf32>) -> tensor<2x2xf32>
   return %7 : tensor<*xf32>
 }
 

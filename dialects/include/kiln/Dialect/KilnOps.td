@@ -177,6 +177,25 @@ def Kiln_CastOp : Kiln_PureOp<"cast"> {
   let hasFolder = 1;
 }
 
+def Kiln_CastLikeOp : Kiln_PureOp<"cast_like"> {
+  let summary = "element type conversion to another tensor's type";
+  let description = [{
+    `x.type_as(like)` when `like`'s element type is only known at run time (it
+    derives from an argument of a bare traced archive, whose dtype the front
+    end guessed). The result has `x`'s shape and, at compile time, `like`'s
+    (guessed) element type; the kernel converts to `like`'s real dtype.
+
+    ```mlir
+    %y = kiln.cast_like %x, %like : (tensor<4xf32>, tensor<*xf32>) -> tensor<4xf32>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$x, AnyTensor:$like);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat =
+      "$x `,` $like attr-dict `:` functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
 def Kiln_ClampOp : Kiln_PureOp<"clamp"> {
   let summary = "clamp to [min, max]";
   let description = [{

@@ -13,6 +13,8 @@
 
 namespace mlir {
 class MLIRContext;
+class Operation;
+class Value;
 } // namespace mlir
 
 namespace kiln {
@@ -47,6 +49,22 @@ mlir::Type promoteElementTypes(mlir::Type lhs, mlir::Type rhs);
 /// `rhsIsZeroDim` say whether each operand is (known to be) 0-d.
 mlir::Type promoteOperandTypes(mlir::Type lhs, bool lhsIsZeroDim,
                                mlir::Type rhs, bool rhsIsZeroDim);
+
+/// Whether the op's result element type is fixed by the op itself (a
+/// comparison is i1, a cast its `dtype`, an embedding its table's type, ...)
+/// rather than derived from its operands' element types. Used to track which
+/// values have a dtype the front end could only guess (arguments of a bare
+/// traced archive) and which the runtime must take as it comes.
+bool hasFixedResultElementType(mlir::Operation *op);
+
+/// The unit attribute the front end puts on function arguments whose element
+/// type it guessed.
+inline constexpr llvm::StringLiteral kDtypeGuessedAttrName = "kiln.dtype_guessed";
+
+/// Whether `value`'s element type may derive from a guessed argument type:
+/// walks the producers up to function arguments marked `kiln.dtype_guessed`,
+/// stopping at ops whose result element type is fixed.
+bool mayHaveGuessedElementType(mlir::Value value);
 
 } // namespace kiln
 
