@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Dialect/KilnDialect.h"
+#include "passes/Passes.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -15,15 +16,17 @@
 
 namespace {
 
-/// Hook point for the kiln passes (passes/). Until the passes library exists
-/// this registers only MLIR's generic transform passes; replace the body with
-/// a call to the passes library's registration function.
-void registerKilnPasses() { mlir::registerTransformsPasses(); }
+/// MLIR's generic transform passes (canonicalize, cse, ...) and the kiln
+/// passes declared in passes/Passes.td.
+void registerAllKilnOptPasses() {
+  mlir::registerTransformsPasses();
+  kiln::registerKilnPasses();
+}
 
 } // namespace
 
 int main(int argc, char **argv) {
-  registerKilnPasses();
+  registerAllKilnOptPasses();
 
   mlir::DialectRegistry registry;
   registry.insert<kiln::KilnDialect, mlir::func::FuncDialect,

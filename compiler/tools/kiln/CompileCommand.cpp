@@ -10,13 +10,13 @@
 
 #include "compiler/frontend/TorchScriptImporter.h"
 #include "lowering/portable/PortableLowering.h"
+#include "passes/Passes.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
-#include "mlir/Transforms/Passes.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
@@ -37,6 +37,7 @@ struct CompileOptions {
   std::vector<std::string> methods;
   bool emitMlir = false;
   bool quiet = false;
+  PipelineOptions pipeline;
 };
 
 void printCompileUsage(llvm::raw_ostream &os) {
@@ -51,6 +52,7 @@ void printCompileUsage(llvm::raw_ostream &os) {
         "  --backend NAME        code generation backend: portable (default)\n"
         "  --method NAME         compile only this method (repeatable)\n"
         "  --emit-mlir           write the kiln-dialect MLIR instead of a program\n"
+        "  --no-dedup-weights    keep constants with identical bytes apart\n"
         "  -q, --quiet           no progress output\n";
 }
 
@@ -86,6 +88,8 @@ bool parseArgs(int argc, char **argv, CompileOptions &opts, bool &helpShown) {
       if (!v)
         return false;
       opts.methods.push_back(v);
+    } else if (arg == "--no-dedup-weights") {
+      opts.pipeline.dedupWeights = false;
     } else if (arg == "--emit-mlir") {
       opts.emitMlir = true;
     } else if (arg == "-q" || arg == "--quiet") {
@@ -121,6 +125,11 @@ bool parseArgs(int argc, char **argv, CompileOptions &opts, bool &helpShown) {
 /// people read; notes attached to a diagnostic follow it.
 void printDiagnostic(mlir::Diagnostic &diag) {
   llvm::raw_ostream &os = llvm::errs();
+  if (diag.getSeverity() == mlir::DiagnosticSeverity::Remark) {
+    // The passes' reports (progress output).
+    os << "kiln: " << diag.str() << "\n";
+    return;
+  }
   auto printOne = [&](mlir::Diagnostic &d) {
     std::string loc;
     llvm::raw_string_ostream locStream(loc);
@@ -203,12 +212,11 @@ int compileCommand(int argc, char **argv) {
            " method" + (numMethods == 1 ? "" : "s") + ") in " +
            std::to_string(secondsSince(start)).substr(0, 5) + " s");
 
-  // The pass pipeline. Fusion, weight dedup, quantization and memory planning
-  // join here as they land (see docs/); today: CSE and canonicalization.
+  // The pass pipeline (passes/Pipeline.cpp).
   auto passStart = std::chrono::steady_clock::now();
   mlir::PassManager pm(&context);
-  pm.addPass(mlir::createCanonicalizerPass());
-  pm.addPass(mlir::createCSEPass());
+  opts.pipeline.report = !opts.quiet;
+  buildCompilePipeline(pm, opts.pipeline);
   if (mlir::failed(pm.run(*module))) {
     llvm::errs() << "kiln compile: error: the pass pipeline failed; no output written\n";
     return 1;
