@@ -15,6 +15,7 @@
 #include "mlir/Pass/PassManager.h"
 
 #include <memory>
+#include <string>
 
 namespace kiln {
 
@@ -27,6 +28,14 @@ namespace kiln {
 /// The choices of `kiln compile` that shape the pass pipeline.
 struct PipelineOptions {
   bool dedupWeights = true;
+  /// Weight-only quantization (kiln-quantize): "none", "int8" or "int4".
+  std::string quantize = "none";
+  /// int4: in-features per scale (32, 64 or 128).
+  int64_t groupSize = 32;
+  /// kiln-plan-memory (runs last: it plans over the final op order).
+  bool planMemory = true;
+  /// kiln-fuse: RMSNorm, SwiGLU, RoPE and attention become fused ops.
+  bool fuse = true;
   /// Each kiln pass emits a remark saying what it did.
   bool report = false;
 };

@@ -11,6 +11,8 @@ namespace {
 constexpr int kMaxRankInFile = 8;
 // flatbuffers offsets are 32-bit: a flatbuffer cannot exceed 2 GiB.
 constexpr uint64_t kMaxFlatbufferSize = 0x7fffffffULL;
+// A method's activation arena (memory plan); larger is treated as corrupt.
+constexpr uint64_t kMaxArenaBytes = 1ULL << 48;
 
 std::string str(uint64_t v) { return std::to_string(v); }
 std::string strs(int64_t v) { return std::to_string(v); }
@@ -144,6 +146,8 @@ bool checkStates(const fb::Program *p, std::string *error) {
     std::string where = "state " + str(i) + " (" + s->name()->str() + "): ";
     if (!validDType(s->dtype()) || s->dtype() == fb::DType::Unknown)
       return fail(error, where + "dtype " + strs((int)s->dtype()) + " is not a known dtype");
+    if (s->dtype() == fb::DType::Int4)
+      return fail(error, where + "dtype i4 is only valid for a quantized constant");
     int32_t rank = s->shape() ? (int32_t)s->shape()->size() : 0;
     if (!checkShape(rank, s->shape(), /*allowDynamic=*/false, where, error))
       return false;
@@ -151,6 +155,53 @@ bool checkStates(const fb::Program *p, std::string *error) {
     if (!staticBytes(s->shape(), dtypeByteSize(s->dtype()), &bytes) || bytes > (1ULL << 48))
       return fail(error, where + "size overflows");
   }
+  return true;
+}
+
+/// A quantized weight (docs/program-format.md): Constant, dtype Int8 or Int4,
+/// static [out, in], group > 0 dividing in (even for Int4), scales of dtype
+/// Float16 or Float32, and both segments exactly as large as the shape says.
+bool checkQuantizedConstant(const ProgramView &view, const fb::Value *v,
+                            const std::string &where, std::string *error) {
+  if (v->kind() != fb::ValueKind::Constant)
+    return fail(error, where + "quantization fields set on a value that is not a constant");
+  if (v->dtype() != fb::DType::Int8 && v->dtype() != fb::DType::Int4)
+    return fail(error, where + "quantized constant has dtype " + dtypeShortName(v->dtype()) +
+                           " (expected i8 or i4)");
+  if (v->rank() != 2)
+    return fail(error, where + "quantized constant has rank " + strs(v->rank()) +
+                           " (expected 2: [out, in])");
+  int64_t out = v->shape()->Get(0), in = v->shape()->Get(1);
+  int64_t group = v->quant_group_size();
+  if (group <= 0 || in % group != 0 || (v->dtype() == fb::DType::Int4 && group % 2 != 0))
+    return fail(error, where + "quant_group_size " + strs(group) +
+                           " does not divide the in-features " + strs(in) +
+                           (v->dtype() == fb::DType::Int4 ? " into even groups" : ""));
+  if (v->scales_dtype() != fb::DType::Float16 && v->scales_dtype() != fb::DType::Float32)
+    return fail(error, where + "scales_dtype " + dtypeShortName(v->scales_dtype()) +
+                           " (expected f16 or f32)");
+  uint32_t nseg = view.numSegments();
+  if (v->scales_segment() < 0 || (uint32_t)v->scales_segment() >= nseg)
+    return fail(error, where + "scales_segment " + strs(v->scales_segment()) +
+                           " is out of range (the program has " + str(nseg) + " segments)");
+  uint64_t elements = 0;
+  if (__builtin_mul_overflow((uint64_t)out, (uint64_t)in, &elements) || elements > (1ULL << 48))
+    return fail(error, where + "quantized constant size overflows");
+  uint64_t dataBytes = v->dtype() == fb::DType::Int4 ? elements / 2 : elements;
+  uint64_t segSize = view.segmentSize((uint32_t)v->segment());
+  if (dataBytes != segSize)
+    return fail(error, where + "quantized " + dtypeShortName(v->dtype()) + " [" + strs(out) +
+                           ", " + strs(in) + "] needs " + str(dataBytes) +
+                           " bytes of data but segment " + strs(v->segment()) + " has " +
+                           str(segSize));
+  uint64_t scaleBytes = (uint64_t)out * (uint64_t)(in / group) *
+                        dtypeByteSize(v->scales_dtype());
+  uint64_t scalesSize = view.segmentSize((uint32_t)v->scales_segment());
+  if (scaleBytes != scalesSize)
+    return fail(error, where + "quantized constant needs " + str(scaleBytes) +
+                           " bytes of scales (" + strs(out) + " x " + strs(in / group) + " " +
+                           dtypeShortName(v->scales_dtype()) + ") but scales_segment " +
+                           strs(v->scales_segment()) + " has " + str(scalesSize));
   return true;
 }
 
@@ -164,6 +215,12 @@ bool checkValue(const fb::Program *p, const ProgramView &view, const fb::Value *
   bool isConst = v->kind() == fb::ValueKind::Constant;
   if (!checkShape(v->rank(), v->shape(), /*allowDynamic=*/!isConst, where, error))
     return false;
+  bool quantized = v->scales_segment() != -1 || v->quant_group_size() != 0 ||
+                   v->scales_dtype() != fb::DType::Unknown;
+  if (quantized && !isConst)
+    return fail(error, where + "quantization fields set on a value that is not a constant");
+  if (!quantized && v->dtype() == fb::DType::Int4)
+    return fail(error, where + "dtype i4 is only valid for a quantized constant");
   if (isConst) {
     if (v->dtype() == fb::DType::Unknown)
       return fail(error, where + "constant has unknown dtype");
@@ -173,6 +230,8 @@ bool checkValue(const fb::Program *p, const ProgramView &view, const fb::Value *
     if (v->segment() < 0 || (uint32_t)v->segment() >= nseg)
       return fail(error, where + "segment index " + strs(v->segment()) +
                              " is out of range (the program has " + str(nseg) + " segments)");
+    if (quantized)
+      return checkQuantizedConstant(view, v, where, error);
     uint64_t bytes;
     if (!staticBytes(v->shape(), dtypeByteSize(v->dtype()), &bytes))
       return fail(error, where + "constant size overflows");
@@ -211,6 +270,39 @@ std::string instrName(uint32_t i, const fb::Instruction *ins) {
   return s + "): ";
 }
 
+/// The memory plan of one value: -1 (not planned), or a multiple of 64 such
+/// that the value's static bytes fit in the method's arena; only intermediates
+/// and outputs of known dtype and static shape are planned.
+bool checkArenaOffset(const fb::Method *m, const fb::Value *v, const std::string &where,
+                      std::string *error) {
+  int64_t offset = v->arena_offset();
+  if (offset == -1)
+    return true;
+  if (m->arena_bytes() > kMaxArenaBytes)
+    return fail(error, where + "the method's arena_bytes " + str(m->arena_bytes()) +
+                           " exceeds the limit of " + str(kMaxArenaBytes));
+  if (v->kind() != fb::ValueKind::Intermediate && v->kind() != fb::ValueKind::Output)
+    return fail(error, where + "arena_offset is set on a value that is not an intermediate "
+                               "or output");
+  if (offset < 0 || offset % 64 != 0)
+    return fail(error, where + "arena_offset " + strs(offset) +
+                           " is not a non-negative multiple of 64");
+  size_t elemSize = dtypeByteSize(v->dtype());
+  if (elemSize == 0 || v->dtype() == fb::DType::Int4)
+    return fail(error, where + "a planned value needs a known dtype");
+  if (v->rank() < 0)
+    return fail(error, where + "a planned value needs a static shape");
+  uint64_t bytes;
+  if (!staticBytes(v->shape(), elemSize, &bytes))
+    return fail(error, where + "a planned value needs a static shape (and a size that fits)");
+  uint64_t end;
+  if (__builtin_add_overflow((uint64_t)offset, bytes, &end) || end > m->arena_bytes())
+    return fail(error, where + "planned at arena offset " + strs(offset) + " with " +
+                           str(bytes) + " bytes, past the arena of " + str(m->arena_bytes()) +
+                           " bytes");
+  return true;
+}
+
 bool checkMethod(const fb::Program *p, const ProgramView &view, const fb::Method *m,
                  std::string *error) {
   std::string where = "method " + m->name()->str() + ": ";
@@ -222,6 +314,8 @@ bool checkMethod(const fb::Program *p, const ProgramView &view, const fb::Method
   for (uint32_t i = 0; i < nvalues; ++i) {
     const fb::Value *v = m->values()->Get(i);
     if (!checkValue(p, view, v, where + "value " + str(i) + ": ", error))
+      return false;
+    if (!checkArenaOffset(m, v, where + "value " + str(i) + ": ", error))
       return false;
     if (v->kind() == fb::ValueKind::Constant || v->kind() == fb::ValueKind::State)
       defined[i] = 1;
@@ -337,6 +431,7 @@ const char *dtypeShortName(fb::DType dtype) {
   case fb::DType::BFloat16: return "bf16";
   case fb::DType::Int8: return "i8";
   case fb::DType::UInt8: return "u8";
+  case fb::DType::Int4: return "i4";
   default: return "unknown";
   }
 }

@@ -93,6 +93,7 @@ size_t ProgramWriter::getDTypeSize(fb::DType dtype) {
   case fb::DType::BFloat16:
     return 2;
   case fb::DType::Unknown:
+  case fb::DType::Int4: // packed, two per byte: quantized constants only
     return 0;
   }
   return 0;
@@ -189,6 +190,31 @@ bool getElementCount(const std::vector<int64_t> &shape, uint64_t *count) {
 
 std::string where(const MethodSpec &m) { return "method '" + m.name + "'"; }
 
+/// The fields of a quantized constant, before its segment sizes are checked.
+WriteResult validateQuantizedConstant(const ValueSpec &v, size_t numSegments) {
+  if (v.kind != fb::ValueKind::Constant)
+    return WriteResult::failure("quantization fields set on a value that is not a constant");
+  if (v.dtype != fb::DType::Int8 && v.dtype != fb::DType::Int4)
+    return WriteResult::failure("a quantized constant must have dtype i8 or i4");
+  if (v.rank != 2 || v.shape.size() != 2 || v.shape[0] < 0 || v.shape[1] < 0)
+    return WriteResult::failure("a quantized constant must have a static 2-d shape [out, in]");
+  if (v.shape[0] > (int64_t(1) << 24) || v.shape[1] > (int64_t(1) << 24))
+    return WriteResult::failure("quantized constant dims too large");
+  if (v.quantGroupSize <= 0 || v.shape[1] % v.quantGroupSize != 0 ||
+      (v.dtype == fb::DType::Int4 && v.quantGroupSize % 2 != 0))
+    return WriteResult::failure("quant group size " + std::to_string(v.quantGroupSize) +
+                                " does not divide the in-features " +
+                                std::to_string(v.shape[1]) +
+                                (v.dtype == fb::DType::Int4 ? " into even groups" : ""));
+  if (v.scalesDType != fb::DType::Float16 && v.scalesDType != fb::DType::Float32)
+    return WriteResult::failure("quantization scales must be f16 or f32");
+  if (v.scalesSegment < 0 || static_cast<size_t>(v.scalesSegment) >= numSegments)
+    return WriteResult::failure("scales segment " + std::to_string(v.scalesSegment) +
+                                " out of range (" + std::to_string(numSegments) +
+                                " segments)");
+  return WriteResult::success();
+}
+
 std::string where(const MethodSpec &m, size_t valueIndex) {
   return where(m) + " value " + std::to_string(valueIndex) +
          (m.values[valueIndex].name.empty() ? "" : " ('" + m.values[valueIndex].name + "')");
@@ -247,11 +273,39 @@ WriteResult ProgramWriter::validate() const {
           staticShape = false;
       }
 
+      bool quantized = v.scalesSegment != -1 || v.quantGroupSize != 0 ||
+                       v.scalesDType != fb::DType::Unknown;
+      if (quantized) {
+        WriteResult q = validateQuantizedConstant(v, segments.size());
+        if (!q.ok())
+          return WriteResult::failure(where(m, vi) + ": " + q.error);
+      } else if (v.dtype == fb::DType::Int4) {
+        return WriteResult::failure(where(m, vi) +
+                                    ": dtype i4 is only valid for a quantized constant");
+      }
       if (v.kind == fb::ValueKind::Constant) {
         if (v.segment < 0 || static_cast<size_t>(v.segment) >= segments.size())
           return WriteResult::failure(where(m, vi) + ": constant segment " +
                                       std::to_string(v.segment) + " out of range (" +
                                       std::to_string(segments.size()) + " segments)");
+        if (quantized) {
+          // Segment sizes of a quantized constant.
+          uint64_t out = static_cast<uint64_t>(v.shape[0]);
+          uint64_t in = static_cast<uint64_t>(v.shape[1]);
+          uint64_t dataBytes = v.dtype == fb::DType::Int4 ? out * in / 2 : out * in;
+          uint64_t scaleBytes = out * (in / static_cast<uint64_t>(v.quantGroupSize)) *
+                                getDTypeSize(v.scalesDType);
+          if (segments[v.segment].size != dataBytes ||
+              segments[v.scalesSegment].size != scaleBytes)
+            return WriteResult::failure(
+                where(m, vi) + ": quantized constant needs " + std::to_string(dataBytes) +
+                " data bytes and " + std::to_string(scaleBytes) + " scale bytes, segments hold " +
+                std::to_string(segments[v.segment].size) + " and " +
+                std::to_string(segments[v.scalesSegment].size));
+          if (v.state != -1)
+            return WriteResult::failure(where(m, vi) + ": state set on a non-state value");
+          continue;
+        }
         size_t elemSize = getDTypeSize(v.dtype);
         if (!staticShape || elemSize == 0)
           return WriteResult::failure(where(m, vi) +
@@ -276,6 +330,32 @@ WriteResult ProgramWriter::validate() const {
                                       " states)");
       } else if (v.state != -1) {
         return WriteResult::failure(where(m, vi) + ": state set on a non-state value");
+      }
+
+      // Memory plan: the reader's rules (aligned, inside the arena, planned
+      // values are intermediates/outputs of known dtype and static shape).
+      if (v.arenaOffset != -1) {
+        size_t elemSize = getDTypeSize(v.dtype);
+        uint64_t count = 0;
+        if (v.kind != fb::ValueKind::Intermediate && v.kind != fb::ValueKind::Output)
+          return WriteResult::failure(where(m, vi) +
+                                      ": arena offset set on a value that is not an "
+                                      "intermediate or output");
+        if (!staticShape || elemSize == 0)
+          return WriteResult::failure(where(m, vi) +
+                                      ": a planned value needs a known dtype and a static shape");
+        if (v.arenaOffset < 0 || v.arenaOffset % 64 != 0)
+          return WriteResult::failure(where(m, vi) + ": arena offset " +
+                                      std::to_string(v.arenaOffset) +
+                                      " is not a non-negative multiple of 64");
+        if (!getElementCount(v.shape, &count) ||
+            count > std::numeric_limits<uint64_t>::max() / elemSize ||
+            count * elemSize > m.arenaBytes ||
+            static_cast<uint64_t>(v.arenaOffset) > m.arenaBytes - count * elemSize)
+          return WriteResult::failure(where(m, vi) + ": planned at offset " +
+                                      std::to_string(v.arenaOffset) +
+                                      ", it does not fit in the arena of " +
+                                      std::to_string(m.arenaBytes) + " bytes");
       }
     }
 
@@ -362,6 +442,8 @@ WriteResult ProgramWriter::validate() const {
       return WriteResult::failure("duplicate state name '" + s.name + "'");
     if (!isValidDType(s.dtype) || s.dtype == fb::DType::Unknown)
       return WriteResult::failure("state '" + s.name + "' needs a known dtype");
+    if (s.dtype == fb::DType::Int4)
+      return WriteResult::failure("state '" + s.name + "' cannot have dtype i4");
     for (int64_t d : s.shape)
       if (d < 0)
         return WriteResult::failure("state '" + s.name + "' has a non-static dim " +
@@ -481,7 +563,8 @@ WriteResult ProgramWriter::writeToFile(const std::string &path) const {
       if (v.rank >= 0)
         shape = fbb.CreateVector(v.shape);
       fbValues.push_back(
-          fb::CreateValue(fbb, name, v.dtype, v.rank, shape, v.kind, v.segment, v.state));
+          fb::CreateValue(fbb, name, v.dtype, v.rank, shape, v.kind, v.segment, v.state,
+                          v.quantGroupSize, v.scalesSegment, v.scalesDType, v.arenaOffset));
     }
     auto values = fbb.CreateVector(fbValues);
 
@@ -529,7 +612,8 @@ WriteResult ProgramWriter::writeToFile(const std::string &path) const {
     auto name = fbb.CreateString(m.name);
     auto inputs = fbb.CreateVector(m.inputs);
     auto outputs = fbb.CreateVector(m.outputs);
-    fbMethods.push_back(fb::CreateMethod(fbb, name, values, inputs, outputs, instructions));
+    fbMethods.push_back(fb::CreateMethod(fbb, name, values, inputs, outputs, instructions,
+                                         m.arenaBytes, m.arenaLowerBoundBytes, m.naiveBytes));
   }
   auto fbMethodsVec = fbb.CreateVector(fbMethods);
 

@@ -62,6 +62,16 @@ struct ValueSpec {
   fb::ValueKind kind = fb::ValueKind::Intermediate;
   int32_t segment = -1; // Constant: index returned by ProgramWriter::addSegment
   int32_t state = -1;   // State: index returned by ProgramWriter::addState
+  /// Quantized weight (docs/program-format.md): a Constant of dtype Int8 or
+  /// Int4 with shape [out, in]; `segment` holds the integers (Int4: packed two
+  /// per byte) and `scalesSegment` the out * (in / quantGroupSize) scales.
+  int32_t quantGroupSize = 0;
+  int32_t scalesSegment = -1; // -1: not quantized
+  fb::DType scalesDType = fb::DType::Unknown;
+  /// Memory plan: offset in the method's arena (a multiple of 64), -1 = not
+  /// planned. Only Intermediate/Output values with a known dtype and a static
+  /// shape, fitting in MethodSpec::arenaBytes.
+  int64_t arenaOffset = -1;
 };
 
 /// One kernel call. `inputs` may hold -1 for an absent optional operand.
@@ -80,6 +90,10 @@ struct MethodSpec {
   std::vector<int32_t> inputs;
   std::vector<int32_t> outputs;
   std::vector<InstructionSpec> instructions;
+  /// Memory plan (kiln-plan-memory): arena size, lower bound and no-reuse total.
+  uint64_t arenaBytes = 0;
+  uint64_t arenaLowerBoundBytes = 0;
+  uint64_t naiveBytes = 0;
 
   /// Appends `value` and returns its index.
   int32_t addValue(ValueSpec value);

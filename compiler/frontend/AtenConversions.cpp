@@ -1149,6 +1149,33 @@ LogicalResult convertUnflatten(GraphImporter &imp, jit::Node *node) {
   FailureOr<llvm::SmallVector<int64_t>> sizes = imp.requireIntList(node, 2);
   if (!x || failed(dim) || failed(sizes))
     return failure();
+  // A static input (declared input shapes) reshapes to a constant shape, so
+  // no run-time shape arithmetic is left behind.
+  if (OptShape in = staticShape(x)) {
+    std::optional<int64_t> d = normalizeDim(*dim, in->size());
+    int64_t known = 1, inferred = -1;
+    for (auto [i, size] : llvm::enumerate(*sizes)) {
+      if (size == -1 && inferred < 0)
+        inferred = i;
+      else
+        known *= size;
+    }
+    if (d && known > 0 && (*in)[*d] % known == 0 &&
+        (inferred >= 0 || known == (*in)[*d]) &&
+        llvm::all_of(*sizes, [](int64_t s) { return s >= -1; })) {
+      Shape middle(sizes->begin(), sizes->end());
+      if (inferred >= 0)
+        middle[inferred] = (*in)[*d] / known;
+      Shape result(in->begin(), in->begin() + *d);
+      result.append(middle.begin(), middle.end());
+      result.append(in->begin() + *d + 1, in->end());
+      imp.mapValue(node->output(),
+                   imp.create<kiln::ReshapeOp>(imp.tensorOf(elementTypeOf(x), asRef(result)),
+                                               x, imp.createIndexList(result))
+                       .getResult());
+      return success();
+    }
+  }
   Value shape = emitShapeOf(imp, x);
   auto scalar = [&](int64_t v) { return imp.createScalarConstant(imp.i64(), v); };
   constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
@@ -1414,14 +1441,18 @@ LogicalResult convertUnbind(GraphImporter &imp, jit::Node *node) {
   if (!x || failed(dim))
     return failure();
   std::optional<int64_t> fromShape;
+  OptShape pieceShape;
   if (OptShape shape = staticShape(x))
-    if (std::optional<int64_t> d = normalizeDim(*dim, shape->size()))
+    if (std::optional<int64_t> d = normalizeDim(*dim, shape->size())) {
       fromShape = (*shape)[*d];
+      pieceShape = *shape;
+      (*pieceShape)[*d] = 1;
+    }
   FailureOr<int64_t> count = getListLength(imp, node, fromShape);
   if (failed(count))
     return failure();
   auto &b = imp.getBuilder();
-  llvm::SmallVector<Type> types(*count, imp.unrankedOf(elementTypeOf(x)));
+  llvm::SmallVector<Type> types(*count, imp.tensorOf(elementTypeOf(x), asRef(pieceShape)));
   auto split = imp.create<kiln::SplitOp>(types, x, b.getI64IntegerAttr(*dim),
                                          b.getI64IntegerAttr(1), DenseI64ArrayAttr(),
                                          IntegerAttr());

@@ -457,7 +457,8 @@ Value GraphImporter::castTo(Value value, Type elementType, bool explicitConversi
   // A function argument's element type is a guess (archives carry no input
   // dtypes), so an explicit conversion of one is kept.
   if (type.getElementType() == elementType &&
-      !(explicitConversion && isa<BlockArgument>(value)))
+      !(explicitConversion && isa<BlockArgument>(value) &&
+        guessedElementTypes.contains(value)))
     return value;
   // Conversions of 0-d constants are folded.
   if (auto constant = value.getDefiningOp<kiln::ConstantOp>()) {
@@ -547,7 +548,8 @@ LogicalResult GraphImporter::collectResults(const jit::Value *output,
   return success();
 }
 
-LogicalResult GraphImporter::importMethod(llvm::StringRef name, jit::Graph &graph) {
+LogicalResult GraphImporter::importMethod(llvm::StringRef name, jit::Graph &graph,
+                                          const std::vector<TensorInputSpec> *inputSpecs) {
   MLIRContext *context = getContext();
   Location funcLoc = NameLoc::get(builder.getStringAttr(name),
                                   FileLineColLoc::get(context, archivePath, 0, 0));
@@ -566,11 +568,27 @@ LogicalResult GraphImporter::importMethod(llvm::StringRef name, jit::Graph &grap
     if (input->type()->kind() != c10::TypeKind::ClassType)
       inputs.push_back(input);
   llvm::SmallVector<Type> argTypes;
+  llvm::SmallVector<bool> declared;
+  size_t tensorIndex = 0;
   for (const jit::Value *input : inputs) {
+    bool isTensor = input->type()->kind() == c10::TypeKind::TensorType;
+    if (isTensor && inputSpecs) {
+      if (tensorIndex >= inputSpecs->size()) {
+        emitError() << "internal error: method " << name << " has more tensor "
+                    << "inputs than input specs";
+        return failure();
+      }
+      const TensorInputSpec &spec = (*inputSpecs)[tensorIndex++];
+      argTypes.push_back(RankedTensorType::get(
+          spec.shape, kiln::getElementTypeForDtype(context, spec.dtype)));
+      declared.push_back(true);
+      continue;
+    }
     FailureOr<Type> type = getArgumentType(input);
     if (failed(type))
       return failure();
     argTypes.push_back(*type);
+    declared.push_back(false);
   }
 
   builder.setInsertionPointToEnd(module.getBody());
@@ -581,8 +599,9 @@ LogicalResult GraphImporter::importMethod(llvm::StringRef name, jit::Graph &grap
     std::string argName = input->hasDebugName() ? input->debugNameBase()
                                                 : "arg" + std::to_string(index);
     func.setArgAttr(index, "kiln.name", builder.getStringAttr(argName));
-    // Tensor arguments' dtypes are inferred from their uses, not known.
-    if (input->type()->kind() == c10::TypeKind::TensorType) {
+    // Tensor arguments' dtypes are inferred from their uses, not known,
+    // unless an input spec declares them.
+    if (input->type()->kind() == c10::TypeKind::TensorType && !declared[index]) {
       func.setArgAttr(index, "kiln.dtype_guessed", builder.getUnitAttr());
       guessedElementTypes.insert(entry->getArgument(index));
     }
@@ -607,6 +626,43 @@ LogicalResult GraphImporter::importMethod(llvm::StringRef name, jit::Graph &grap
   }
   builder.create<func::ReturnOp>(funcLoc, results);
   func.setFunctionType(builder.getFunctionType(argTypes, ValueRange(results).getTypes()));
+  return success();
+}
+
+LogicalResult GraphImporter::refineOutputShapes(const jit::Node *node) {
+  for (const jit::Value *output : node->outputs()) {
+    auto torchType = output->type()->cast<c10::TensorType>();
+    if (!torchType)
+      continue;
+    c10::optional<std::vector<int64_t>> sizes = torchType->sizes().concrete_sizes();
+    auto it = values.find(output);
+    if (!sizes || it == values.end())
+      continue;
+    Value value = it->second;
+    auto type = cast<TensorType>(value.getType());
+    llvm::ArrayRef<int64_t> known(*sizes);
+    if (type.hasRank() && type.hasStaticShape()) {
+      if (type.getShape() != known) {
+        InFlightDiagnostic diag = emitError()
+                                  << "internal error: Kiln computed the shape [";
+        llvm::interleave(type.getShape(), diag, ", ");
+        diag << "] for the result of " << node->kind().toQualString()
+             << ", TorchScript's shape propagation [";
+        llvm::interleave(known, diag, ", ");
+        diag << "] (please report it; compiling without input specs leaves "
+                "the shapes to the runtime)";
+        return failure();
+      }
+      continue;
+    }
+    // Arguments keep their declared types. A value an earlier node produced
+    // (an identity conversion maps its output to it) may be refined too: a
+    // more precise operand type keeps its users valid.
+    auto result = dyn_cast<OpResult>(value);
+    if (!result || (type.hasRank() && type.getRank() != static_cast<int64_t>(known.size())))
+      continue;
+    value.setType(RankedTensorType::get(known, type.getElementType()));
+  }
   return success();
 }
 
@@ -638,6 +694,10 @@ LogicalResult GraphImporter::importNode(jit::Node *node) {
     result = it == conversions.end() ? emitUnsupported(node) : it->second(*this, node);
   }
   if (failed(result)) {
+    poisonOutputs();
+    return failure();
+  }
+  if (failed(refineOutputShapes(node))) {
     poisonOutputs();
     return failure();
   }

@@ -20,6 +20,7 @@
 #ifndef KILN_COMPILER_FRONTEND_GRAPHIMPORTER_H
 #define KILN_COMPILER_FRONTEND_GRAPHIMPORTER_H
 
+#include "compiler/frontend/InputSpecs.h"
 #include "compiler/frontend/TensorConstants.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -53,8 +54,11 @@ public:
 
   /// Imports `graph` as a public func.func named `name` at the end of the
   /// module. Returns failure after emitting diagnostics (all unsupported
-  /// operators of the graph are reported).
-  mlir::LogicalResult importMethod(llvm::StringRef name, torch::jit::Graph &graph);
+  /// operators of the graph are reported). With `inputSpecs` (one per tensor
+  /// input, in order) the tensor arguments get those static shapes and
+  /// dtypes; without, they are unranked with guessed dtypes.
+  mlir::LogicalResult importMethod(llvm::StringRef name, torch::jit::Graph &graph,
+                                   const std::vector<TensorInputSpec> *inputSpecs = nullptr);
 
   //===--------------------------------------------------------------------===//
   // Helpers for the conversions
@@ -169,6 +173,9 @@ private:
   mlir::Value getCachedScalar(const torch::jit::Value *value, mlir::Type type,
                               const c10::Scalar &scalar);
   mlir::LogicalResult importNode(torch::jit::Node *node);
+  /// Gives the tensor outputs of `node` the static shapes TorchScript's shape
+  /// propagation found, where the conversion could not compute them.
+  mlir::LogicalResult refineOutputShapes(const torch::jit::Node *node);
   mlir::FailureOr<mlir::Type> getArgumentType(const torch::jit::Value *input);
   mlir::LogicalResult collectResults(const torch::jit::Value *output,
                                      llvm::SmallVectorImpl<mlir::Value> &results);

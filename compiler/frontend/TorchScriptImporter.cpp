@@ -19,6 +19,7 @@
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
 
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/passes/constant_propagation.h>
@@ -26,8 +27,12 @@
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/lower_tuples.h>
+#include <torch/csrc/jit/passes/peephole.h>
 #include <torch/csrc/jit/passes/remove_mutation.h>
+#include <torch/csrc/jit/passes/symbolic_shape_analysis.h>
 #include <torch/csrc/jit/serialization/import.h>
+
+#include <map>
 
 using namespace mlir;
 namespace jit = torch::jit;
@@ -59,6 +64,140 @@ void prepareGraph(std::shared_ptr<jit::Graph> &graph) {
   jit::EliminateDeadCode(graph);
 }
 
+/// The graph inputs that input specs describe: the tensor inputs, in order
+/// (`self` and number arguments of scripted methods are not described).
+std::vector<jit::Value *> getTensorInputs(jit::Graph &graph) {
+  std::vector<jit::Value *> inputs;
+  for (jit::Value *input : graph.inputs())
+    if (input->type()->kind() == c10::TypeKind::TensorType)
+      inputs.push_back(input);
+  return inputs;
+}
+
+c10::ScalarType getScalarType(llvm::StringRef dtype) {
+  return llvm::StringSwitch<c10::ScalarType>(dtype)
+      .Case("i64", c10::kLong)
+      .Case("i1", c10::kBool)
+      .Case("i32", c10::kInt)
+      .Case("f16", c10::kHalf)
+      .Case("bf16", c10::kBFloat16)
+      .Default(c10::kFloat);
+}
+
+/// Gives the tensor inputs of `graph` the complete types of `specs` (sizes,
+/// contiguous strides, dtype, CPU), then lets TorchScript propagate shapes
+/// and fold what they make constant: shape peepholes turn `aten::size` of
+/// known sizes into constants, constant propagation folds the integer
+/// arithmetic and the tensors computed from sizes alone (positions, masks).
+/// Shape propagation is best effort: when it fails the graph keeps only its
+/// input types and the importer computes shapes itself (a warning says so).
+void applyInputSpecs(std::shared_ptr<jit::Graph> &graph, llvm::StringRef method,
+                     const std::vector<TensorInputSpec> &specs, Location loc) {
+  std::vector<jit::Value *> inputs = getTensorInputs(*graph);
+  for (auto [input, spec] : llvm::zip_equal(inputs, specs)) {
+    std::vector<int64_t> strides(spec.shape.size(), 1);
+    for (size_t i = spec.shape.size(); i-- > 1;)
+      strides[i - 1] = strides[i] * std::max<int64_t>(spec.shape[i], 1);
+    input->setType(c10::TensorType::create(
+        getScalarType(spec.dtype), c10::Device(c10::kCPU),
+        c10::VaryingShape<int64_t>(spec.shape), c10::VaryingShape<int64_t>(strides),
+        /*requires_grad=*/false));
+  }
+  std::shared_ptr<jit::Graph> work = graph->copy();
+  try {
+    // Each round can expose more: a folded size makes a view's shape constant,
+    // which makes the next shapes known. Four rounds are plenty for traces.
+    for (int round = 0; round < 4; ++round) {
+      jit::PropagateShapesOnGraph(work);
+      bool changed = jit::PeepholeOptimize(work, /*disable_shape_peepholes=*/false);
+      changed |= jit::ConstantPropagation(work);
+      if (!changed)
+        break;
+    }
+    jit::PropagateShapesOnGraph(work);
+    jit::EliminateDeadCode(work);
+  } catch (const std::exception &error) {
+    emitWarning(loc) << "TorchScript shape propagation failed for method '"
+                     << method << "' (" << summarize(error)
+                     << "); Kiln computes the static shapes it can by itself";
+    return;
+  }
+  graph = work;
+}
+
+/// Resolves the input specs of each imported method: `--input-shape`
+/// arguments first, else the archive's kiln/input_specs.json. Emits an error
+/// and returns failure for a spec naming an unknown or not imported method.
+LogicalResult resolveInputSpecs(const ImportOptions &options,
+                                const std::string &archiveSpecsJson,
+                                llvm::ArrayRef<std::string> available,
+                                llvm::ArrayRef<std::string> imported, Location loc,
+                                MethodInputSpecs &result,
+                                std::map<std::string, std::string> &origin) {
+  auto checkMethod = [&](const std::string &name, llvm::StringRef source) {
+    if (!llvm::is_contained(available, name)) {
+      emitError(loc) << source << " names method '" << name
+                     << "', which the archive does not have (methods: "
+                     << llvm::join(available, ", ") << ")";
+      return failure();
+    }
+    return success();
+  };
+  MethodInputSpecs fromArguments;
+  for (const InputShapeArgument &argument : options.inputShapes) {
+    std::string method = argument.method;
+    if (method.empty()) {
+      // The default: forward, or the only method compiled.
+      if (llvm::is_contained(imported, "forward")) {
+        method = "forward";
+      } else if (imported.size() == 1) {
+        method = imported.front();
+      } else {
+        emitError(loc) << "--input-shape " << formatInputSpec(argument.spec)
+                       << " names no method, and several methods but no "
+                          "'forward' are compiled ("
+                       << llvm::join(imported, ", ") << "); write METHOD:"
+                       << formatInputSpec(argument.spec);
+        return failure();
+      }
+    }
+    if (failed(checkMethod(method, "--input-shape")))
+      return failure();
+    if (!llvm::is_contained(imported, method)) {
+      emitError(loc) << "--input-shape names method '" << method
+                     << "', which is not compiled (--method "
+                     << llvm::join(imported, " --method ") << ")";
+      return failure();
+    }
+    fromArguments[method].push_back(argument.spec);
+  }
+  // The archive's specs matter only for methods without --input-shape.
+  bool needArchiveSpecs = llvm::any_of(
+      imported, [&](const std::string &method) { return !fromArguments.count(method); });
+  MethodInputSpecs fromArchive;
+  if (needArchiveSpecs && !archiveSpecsJson.empty()) {
+    std::string error;
+    if (!parseInputSpecsJson(archiveSpecsJson, fromArchive, error)) {
+      emitError(loc) << "invalid archive extra file " << kInputSpecsExtraFile
+                     << ": " << error;
+      return failure();
+    }
+    for (const auto &entry : fromArchive)
+      if (failed(checkMethod(entry.first, kInputSpecsExtraFile)))
+        return failure();
+  }
+  for (const std::string &method : imported) {
+    if (auto it = fromArguments.find(method); it != fromArguments.end()) {
+      result[method] = it->second;
+      origin[method] = "--input-shape";
+    } else if (auto it = fromArchive.find(method); it != fromArchive.end()) {
+      result[method] = it->second;
+      origin[method] = kInputSpecsExtraFile;
+    }
+  }
+  return success();
+}
+
 } // namespace
 
 OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef path,
@@ -68,8 +207,13 @@ OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef pa
 
   jit::Module frozen;
   std::vector<std::string> methods;
+  MethodInputSpecs inputSpecs;
+  std::map<std::string, std::string> inputSpecsOrigin;
   try {
-    jit::Module module = jit::load(path.str());
+    jit::ExtraFilesMap extraFiles;
+    if (options.readArchiveInputSpecs)
+      extraFiles[kInputSpecsExtraFile] = "";
+    jit::Module module = jit::load(path.str(), c10::nullopt, extraFiles);
     module.eval();
     std::vector<std::string> available;
     for (const jit::Method &method : module.get_methods())
@@ -90,6 +234,10 @@ OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef pa
       emitError(fileLoc) << "the archive has no methods to compile";
       return nullptr;
     }
+    if (failed(resolveInputSpecs(options, extraFiles[kInputSpecsExtraFile],
+                                 available, methods, fileLoc, inputSpecs,
+                                 inputSpecsOrigin)))
+      return nullptr;
     // Freezing keeps `forward` by default; every other method we import must
     // be preserved by name, or it would be dropped.
     std::vector<std::string> preserved;
@@ -111,9 +259,26 @@ OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef pa
   bool hadError = false;
   for (const std::string &name : methods) {
     std::shared_ptr<jit::Graph> graph;
+    auto specs = inputSpecs.find(name);
     try {
       graph = frozen.get_method(name).graph()->copy();
       prepareGraph(graph);
+      if (specs != inputSpecs.end()) {
+        size_t count = getTensorInputs(*graph).size();
+        if (count != specs->second.size()) {
+          const std::string &origin = inputSpecsOrigin[name];
+          InFlightDiagnostic diag = emitError(fileLoc);
+          diag << "method " << name << " takes " << count << " tensor input"
+               << (count == 1 ? "" : "s") << ", ";
+          if (origin == kInputSpecsExtraFile)
+            diag << origin << " describes " << specs->second.size();
+          else
+            diag << specs->second.size() << " --input-shape given";
+          hadError = true;
+          continue;
+        }
+        applyInputSpecs(graph, name, specs->second, fileLoc);
+      }
     } catch (const std::exception &error) {
       emitError(fileLoc) << "cannot prepare method '" << name
                          << "' for import: " << summarize(error);
@@ -121,7 +286,9 @@ OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef pa
       continue;
     }
     try {
-      if (failed(importer.importMethod(name, *graph)))
+      const std::vector<TensorInputSpec> *methodSpecs =
+          specs != inputSpecs.end() ? &specs->second : nullptr;
+      if (failed(importer.importMethod(name, *graph, methodSpecs)))
         hadError = true;
     } catch (const std::exception &error) {
       emitError(fileLoc) << "internal error while importing method '" << name

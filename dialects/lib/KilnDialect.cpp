@@ -13,6 +13,7 @@ void KilnDialect::initialize() {
 #define GET_OP_LIST
 #include "kiln/Dialect/KilnOps.cpp.inc"
       >();
+  registerTypes();
 }
 
 /// Folding produces ElementsAttr values (from kiln.constant); materialize

@@ -43,6 +43,8 @@ std::optional<int64_t> knownRank(Type type) {
 std::optional<SmallVector<int64_t>> knownShape(Type type) {
   if (auto ranked = dyn_cast<RankedTensorType>(type))
     return llvm::to_vector(ranked.getShape());
+  if (auto qweight = dyn_cast<QWeightType>(type))
+    return llvm::to_vector(qweight.getShape());
   return std::nullopt;
 }
 
@@ -585,6 +587,20 @@ LogicalResult RmsNormOp::verify() {
 // Contractions and gathers
 //===----------------------------------------------------------------------===//
 
+LogicalResult QConstantOp::verify() {
+  QWeightType type = getResult().getType();
+  auto check = [&](StringRef what, ElementsAttr attr,
+                   RankedTensorType expected) -> LogicalResult {
+    if (attr.getShapedType() == expected)
+      return success();
+    return emitOpError() << what << " must be " << expected << " for " << type
+                         << ", got " << attr.getShapedType();
+  };
+  if (failed(check("data", getData(), type.getDataTensorType())))
+    return failure();
+  return check("scales", getScales(), type.getScalesTensorType());
+}
+
 LogicalResult LinearOp::verify() {
   std::optional<SmallVector<int64_t>> xShape = knownShape(getX().getType());
   std::optional<SmallVector<int64_t>> wShape = knownShape(getW().getType());
@@ -594,6 +610,11 @@ LogicalResult LinearOp::verify() {
   if (xShape && xShape->empty())
     return emitOpError("input must have rank at least 1");
   int64_t out = wShape ? (*wShape)[0] : kDynamic;
+  // A quantized weight reads as f32, so it multiplies f32 inputs only.
+  if (isa<QWeightType>(getW().getType()) &&
+      !getElementTypeOrSelf(getX().getType()).isF32())
+    return emitOpError() << "a quantized weight needs an f32 input, got "
+                         << getElementTypeOrSelf(getX().getType());
   if (xShape && wShape &&
       failed(verifyCompatibleShape({xShape->back()}, {(*wShape)[1]})))
     return emitOpError() << "in-features mismatch: input has "
@@ -632,6 +653,12 @@ LogicalResult MatmulOp::verify() {
   std::optional<SmallVector<int64_t>> b = knownShape(getB().getType());
   if ((a && a->empty()) || (b && b->empty()))
     return emitOpError("operands must not be 0-d");
+  if (getTransposeB() && b) {
+    if (b->size() < 2)
+      return emitOpError() << "transpose_b needs 'b' of rank at least 2, got "
+                           << b->size();
+    std::swap((*b)[b->size() - 1], (*b)[b->size() - 2]);
+  }
   if (!a || !b)
     return success();
   int64_t aContract = a->back();
@@ -663,9 +690,12 @@ LogicalResult EmbeddingOp::verify() {
   if (!isIndexElement(getIndices().getType()))
     return emitOpError() << "indices must have an integer element type, got "
                          << getElementTypeOrSelf(getIndices().getType());
+  // A quantized table (!kiln.qweight) reads as f32.
+  Type weightElement = isa<QWeightType>(getWeight().getType())
+                           ? Type(Float32Type::get(getContext()))
+                           : getElementTypeOrSelf(getWeight().getType());
   if (failed(verifyElementType(*this, "result", getResult().getType(),
-                               getElementTypeOrSelf(getWeight().getType()),
-                               "same as the weight")))
+                               weightElement, "same as the weight")))
     return failure();
   std::optional<SmallVector<int64_t>> indices =
       knownShape(getIndices().getType());
@@ -1302,4 +1332,128 @@ OpFoldResult ShapeOfOp::fold(FoldAdaptor) {
 LogicalResult CopyOp::verify() {
   return verifySameElementTypeAndShape(*this, getX().getType(),
                                        getResult().getType());
+}
+
+//===----------------------------------------------------------------------===//
+// Fused ops (targets of kiln-fuse)
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Checks that every operand is a float tensor of the same element type as
+/// the first one, and that the result has it too.
+LogicalResult verifySameFloatElementTypes(Operation *op, ValueRange operands,
+                                          ArrayRef<StringRef> names) {
+  Type element = getElementTypeOrSelf(operands.front().getType());
+  if (!isa<FloatType>(element))
+    return op->emitOpError() << "'" << names.front()
+                             << "' must be a float tensor, got " << element;
+  for (auto [operand, name] : llvm::zip(operands, names)) {
+    Type other = getElementTypeOrSelf(operand.getType());
+    if (other != element)
+      return op->emitOpError()
+             << "'" << name << "' element type " << other
+             << " differs from '" << names.front() << "' element type "
+             << element;
+  }
+  return verifyElementType(op, "result", op->getResult(0).getType(), element,
+                           "same as the operands");
+}
+
+} // namespace
+
+LogicalResult SwigluOp::verify() {
+  if (failed(verifySameFloatElementTypes(*this, {getGate(), getUp()},
+                                         {"gate", "up"})))
+    return failure();
+  return verifyBroadcastResult(*this, {getGate().getType(), getUp().getType()},
+                               getResult().getType());
+}
+
+LogicalResult RopeOp::verify() {
+  StringRef style = getStyle();
+  if (failed(verifyFn(*this, style, {"rotate_half", "interleaved"})))
+    return failure();
+  if (failed(verifySameFloatElementTypes(*this, {getX(), getCos(), getSin()},
+                                         {"x", "cos", "sin"})))
+    return failure();
+  std::optional<SmallVector<int64_t>> x = knownShape(getX().getType());
+  if (x && x->empty())
+    return emitOpError("'x' must have rank at least 1");
+  if (x && style == "interleaved" && !ShapedType::isDynamic(x->back()) &&
+      x->back() % 2 != 0)
+    return emitOpError() << "interleaved style needs an even last dim, got "
+                         << x->back();
+  FailureOr<std::optional<SmallVector<int64_t>>> shape = broadcastShapes(
+      *this, {getX().getType(), getCos().getType(), getSin().getType()});
+  if (failed(shape))
+    return failure();
+  if (!*shape)
+    return success();
+  if (x && !ShapedType::isDynamic(x->back()) &&
+      !ShapedType::isDynamic((*shape)->back()) && (*shape)->back() != x->back())
+    return emitOpError() << "the last dim of 'x' (" << x->back()
+                         << ") must not be broadcast (to "
+                         << (*shape)->back() << ")";
+  return verifyResultShape(*this, getResult().getType(), **shape);
+}
+
+LogicalResult AttentionOp::verify() {
+  SmallVector<Value> operands = {getQ(), getK(), getV()};
+  if (failed(verifySameFloatElementTypes(*this, operands, {"q", "k", "v"})))
+    return failure();
+  if (getScale().isNaN())
+    return emitOpError("'scale' must be a number");
+  if (Value mask = getMask()) {
+    Type element = getElementTypeOrSelf(mask.getType());
+    if (!element.isInteger(1) && !isa<FloatType>(element))
+      return emitOpError() << "'mask' must be a bool or float tensor, got "
+                           << element;
+    if (std::optional<int64_t> rank = knownRank(mask.getType()))
+      if (*rank > 4)
+        return emitOpError() << "'mask' must have rank at most 4, got "
+                             << *rank;
+  }
+  StringRef names[] = {"q", "k", "v"};
+  SmallVector<SmallVector<int64_t>> shapes;
+  for (auto [operand, name] : llvm::zip(operands, names)) {
+    std::optional<SmallVector<int64_t>> shape =
+        knownShape(operand.getType());
+    if (!shape)
+      continue;
+    if (shape->size() != 4)
+      return emitOpError() << "'" << name << "' must be 4-d, got rank "
+                           << shape->size();
+    shapes.push_back(*shape);
+  }
+  if (failed(verifyResultRank(*this, getResult().getType(), 4)))
+    return failure();
+  if (shapes.size() != 3)
+    return success();
+  ArrayRef<int64_t> q = shapes[0], k = shapes[1], v = shapes[2];
+  auto known = [](int64_t d) { return !ShapedType::isDynamic(d); };
+  if (failed(verifyCompatibleShape({q[3]}, {k[3]})))
+    return emitOpError() << "q and k head dims differ: " << q[3] << " and "
+                         << k[3];
+  if (failed(verifyCompatibleShape({k[1], k[2]}, {v[1], v[2]})))
+    return emitOpError() << "k and v differ in heads or length: "
+                         << formatShape(k) << " and " << formatShape(v);
+  if (known(q[1]) && known(k[1]) && (k[1] == 0 || q[1] % k[1] != 0))
+    return emitOpError() << "query heads " << q[1]
+                         << " are not a multiple of the kv heads " << k[1];
+  int64_t batch = kDynamic;
+  SmallVector<int64_t> batches = {q[0], k[0], v[0]};
+  for (int64_t b : batches) {
+    if (!known(b) || b == 1)
+      continue;
+    if (known(batch) && batch != b)
+      return emitOpError() << "batch sizes do not broadcast: "
+                           << formatShape(batches);
+    batch = b;
+  }
+  if (llvm::all_of(batches, [&](int64_t b) { return known(b); }) &&
+      !known(batch))
+    batch = 1;
+  return verifyResultShape(*this, getResult().getType(),
+                           {batch, q[1], q[2], v[3]});
 }

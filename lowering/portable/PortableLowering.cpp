@@ -8,6 +8,7 @@
 
 #include "serializer/ProgramWriter.h"
 #include "kiln/Dialect/KilnTypeRules.h"
+#include "kiln/Dialect/KilnOps.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/AsmState.h"
@@ -39,6 +40,8 @@ constexpr llvm::StringLiteral kNameAttr = "kiln.name";
 // bare traced archive carries no input dtypes): the program declares their
 // dtype Unknown and the runtime takes whatever dtype the caller passes.
 constexpr llvm::StringLiteral kDtypeGuessedAttr = "kiln.dtype_guessed";
+// Per-op memory plan of kiln-plan-memory: one arena offset per result, -1 = none.
+constexpr llvm::StringLiteral kArenaOffsetsAttr = "kiln.arena_offsets";
 
 /// Declared operand counts of ops whose trailing operands are optional but
 /// that carry no `operandSegmentSizes` (ODS needs it only with two or more
@@ -130,6 +133,11 @@ private:
   FailureOr<int32_t> addValue(Type type, fb::ValueKind kind, std::string name,
                               Location loc, llvm::StringRef what);
   LogicalResult lowerConstant(Operation *op);
+  /// kiln.qconstant: one Constant value with a data and a scales segment.
+  LogicalResult lowerQuantizedConstant(Operation *op);
+  /// Adds the bytes of `elements` (dense, splat or resource) as a segment.
+  FailureOr<int32_t> addElementsSegment(Operation *op, ElementsAttr elements,
+                                        size_t elemSize);
   LogicalResult lowerInstruction(Operation *op);
   LogicalResult lowerReturn(func::ReturnOp op);
   LogicalResult convertAttribute(Operation *op, NamedAttribute attr,
@@ -249,6 +257,58 @@ LogicalResult MethodLowering::lowerConstant(Operation *op) {
   spec.rank = static_cast<int32_t>(type.getRank());
   spec.shape.assign(type.getShape().begin(), type.getShape().end());
   spec.segment = segment;
+  valueIndex[op->getResult(0)] = method.addValue(std::move(spec));
+  return success();
+}
+
+FailureOr<int32_t> MethodLowering::addElementsSegment(Operation *op, ElementsAttr elements,
+                                                     size_t elemSize) {
+  ShapedType type = elements.getShapedType();
+  const size_t numBytes = static_cast<size_t>(type.getNumElements()) * elemSize;
+  if (auto dense = dyn_cast<DenseElementsAttr>(elements)) {
+    ArrayRef<char> raw = dense.getRawData();
+    if (dense.isSplat() && raw.size() == elemSize) {
+      std::vector<uint8_t> bytes(numBytes);
+      for (size_t i = 0; i < numBytes; i += elemSize)
+        std::memcpy(bytes.data() + i, raw.data(), elemSize);
+      return writer.addOwnedSegment(std::move(bytes));
+    }
+    if (raw.size() != numBytes)
+      return op->emitError() << "cannot lower '" << op->getName() << "': dense data of "
+                             << raw.size() << " bytes, expected " << numBytes << " for " << type;
+    return writer.addSegment(raw.data(), raw.size());
+  }
+  if (auto resource = dyn_cast<DenseResourceElementsAttr>(elements)) {
+    const AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob || blob->getData().size() != numBytes)
+      return op->emitError() << "cannot lower '" << op->getName() << "': resource '"
+                             << resource.getRawHandle().getKey() << "' does not hold the "
+                             << numBytes << " bytes of " << type;
+    return writer.addSegment(blob->getData().data(), blob->getData().size());
+  }
+  return op->emitError() << "cannot lower '" << op->getName()
+                         << "': expected a DenseElementsAttr or DenseResourceElementsAttr";
+}
+
+LogicalResult MethodLowering::lowerQuantizedConstant(Operation *op) {
+  auto qconst = dyn_cast<kiln::QConstantOp>(op);
+  if (!qconst)
+    return op->emitError() << "cannot lower '" << op->getName() << "': not a kiln.qconstant";
+  kiln::QWeightType type = qconst.getResult().getType();
+  FailureOr<int32_t> data = addElementsSegment(op, qconst.getData(), 1);
+  FailureOr<int32_t> scales = addElementsSegment(op, qconst.getScales(), 2);
+  if (failed(data) || failed(scales))
+    return failure();
+  ValueSpec spec;
+  spec.name = getResultName(op);
+  spec.dtype = type.getBits() == 4 ? fb::DType::Int4 : fb::DType::Int8;
+  spec.kind = fb::ValueKind::Constant;
+  spec.rank = 2;
+  spec.shape.assign(type.getShape().begin(), type.getShape().end());
+  spec.segment = *data;
+  spec.quantGroupSize = static_cast<int32_t>(type.getGroupSize());
+  spec.scalesSegment = *scales;
+  spec.scalesDType = fb::DType::Float16;
   valueIndex[op->getResult(0)] = method.addValue(std::move(spec));
   return success();
 }
@@ -406,6 +466,16 @@ LogicalResult MethodLowering::lowerInstruction(Operation *op) {
       return failure();
     if (unknownDtype)
       method.values[*index].dtype = fb::DType::Unknown;
+    // Memory plan (kiln-plan-memory); a value whose dtype is decided at run
+    // time has no known size, so it is never bound to the arena.
+    if (auto offsets = op->getAttrOfType<DenseI64ArrayAttr>(kArenaOffsetsAttr)) {
+      if (offsets.size() != static_cast<int64_t>(op->getNumResults()))
+        return op->emitError() << "cannot lower '" << op->getName() << "': "
+                               << kArenaOffsetsAttr << " has " << offsets.size()
+                               << " entries for " << op->getNumResults() << " results";
+      if (!unknownDtype)
+        method.values[*index].arenaOffset = offsets[result.getResultNumber()];
+    }
     valueIndex[result] = *index;
     inst.outputs.push_back(*index);
   }
@@ -450,6 +520,14 @@ LogicalResult MethodLowering::lower() {
     return func.emitError() << "cannot lower function '" << func.getSymName()
                             << "': expected a single block";
   method.name = func.getSymName().str();
+  // Memory plan sizes (kiln-plan-memory); absent = nothing planned.
+  auto getPlanBytes = [&](llvm::StringRef name) -> uint64_t {
+    auto attr = func->getAttrOfType<IntegerAttr>(name);
+    return attr && attr.getInt() > 0 ? static_cast<uint64_t>(attr.getInt()) : 0;
+  };
+  method.arenaBytes = getPlanBytes("kiln.arena_bytes");
+  method.arenaLowerBoundBytes = getPlanBytes("kiln.arena_lower_bound_bytes");
+  method.naiveBytes = getPlanBytes("kiln.naive_bytes");
 
   Block &block = func.getBody().front();
   for (BlockArgument arg : block.getArguments()) {
@@ -482,7 +560,9 @@ LogicalResult MethodLowering::lower() {
       return op.emitError() << "cannot lower '" << op.getName()
                             << "' to the portable program: ops with regions are not supported";
     LogicalResult result = op.getName().stripDialect() == "constant" ? lowerConstant(&op)
-                                                                     : lowerInstruction(&op);
+                           : op.getName().stripDialect() == "qconstant"
+                               ? lowerQuantizedConstant(&op)
+                               : lowerInstruction(&op);
     if (failed(result))
       return failure();
   }

@@ -16,6 +16,7 @@ size_t dtypeSize(DType t) {
   case DType::BFloat16: return 2;
   case DType::Int8: return 1;
   case DType::UInt8: return 1;
+  case DType::Int4: return 0;
   case DType::Unknown: return 0;
   }
   return 0;
@@ -31,6 +32,7 @@ const char *dtypeName(DType t) {
   case DType::BFloat16: return "bf16";
   case DType::Int8: return "i8";
   case DType::UInt8: return "u8";
+  case DType::Int4: return "i4";
   case DType::Unknown: return "unknown";
   }
   return "invalid";

@@ -20,11 +20,12 @@ enum class DType : uint8_t {
   BFloat16 = 6,
   Int8 = 7,
   UInt8 = 8,
+  Int4 = 9, // signed 4-bit packed two per byte; only in quantized weights
 };
 
-inline constexpr int kMaxDTypeValue = 8;
+inline constexpr int kMaxDTypeValue = 9;
 
-/// Bytes per element; 0 for Unknown.
+/// Bytes per element; 0 for Unknown and for Int4 (two per byte).
 size_t dtypeSize(DType t);
 /// Short name used in messages and in the dialect: "f32", "i64", "i1", ...
 const char *dtypeName(DType t);

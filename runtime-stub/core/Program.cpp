@@ -42,7 +42,27 @@ struct MethodPlan {
   std::vector<int> outputIdx;
   std::vector<Tensor *> valuePtr; // slot or program state, per value
   std::vector<PlannedInstruction> instrs;
+  std::vector<int64_t> arenaOffset; // per value; -1 = allocated by the kernels
+  std::unique_ptr<Storage> ownedArena; // when the caller gave none
+  uint8_t *arena = nullptr;            // null until bound
 };
+
+namespace {
+/// Binds every planned value's slot to its slice of `arena` (verified by the
+/// reader: offset + static byte size <= arenaBytes).
+void bindArena(MethodPlan &plan, void *arena) {
+  plan.arena = static_cast<uint8_t *>(arena);
+  for (size_t v = 0; v < plan.arenaOffset.size(); ++v) {
+    if (plan.arenaOffset[v] < 0)
+      continue;
+    const ValueDecl &d = plan.decls[v];
+    Shape shape;
+    for (int i = 0; i < d.rank; ++i)
+      shape.push(d.dims[i]);
+    plan.slots[v] = Tensor::bindToArena(d.dtype, shape, plan.arena + plan.arenaOffset[v]);
+  }
+}
+} // namespace
 
 std::string ValueInfo::str() const {
   std::string s = dtype == DType::Unknown ? "?" : dtypeName(dtype);
@@ -206,10 +226,20 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
       plan->decls.resize(nvalues);
       plan->isStateOrConst.assign(nvalues, 0);
       plan->valuePtr.assign(nvalues, nullptr);
+      plan->arenaOffset.assign(nvalues, -1);
+      plan->info.arenaBytes = m->arena_bytes();
+      plan->info.arenaLowerBoundBytes = m->arena_lower_bound_bytes();
+      plan->info.naiveBytes = m->naive_bytes();
       for (uint32_t v = 0; v < nvalues; ++v) {
         const fb::Value *val = m->values()->Get(v);
         plan->decls[v] = declOf(val);
         plan->valuePtr[v] = &plan->slots[v];
+        // Planned (checked by the reader: intermediate/output, static shape,
+        // known dtype, inside the arena); bound at the first run or setArena.
+        if (val->arena_offset() >= 0) {
+          plan->arenaOffset[v] = val->arena_offset();
+          ++plan->info.numPlannedValues;
+        }
         if (val->kind() == fb::ValueKind::Constant) {
           std::vector<int64_t> dims;
           if (val->shape())
@@ -220,6 +250,16 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
           // Borrowed view into the mapping: constants are never copied.
           plan->slots[v] = Tensor::borrow(static_cast<DType>(val->dtype()), *shape,
                                           p->view_.segmentData((uint32_t)val->segment()));
+          if (val->scales_segment() >= 0) {
+            // A quantized weight (checked by the reader): data and scales stay
+            // in the mapping; kernels dequantize on the fly.
+            QuantParams quant;
+            quant.groupSize = val->quant_group_size();
+            quant.scalesDType = static_cast<DType>(val->scales_dtype());
+            quant.scales = p->view_.segmentData((uint32_t)val->scales_segment());
+            plan->slots[v] = Tensor::borrowQuantized(static_cast<DType>(val->dtype()), *shape,
+                                                     plan->slots[v].data(), quant);
+          }
           plan->isStateOrConst[v] = 1;
         } else if (val->kind() == fb::ValueKind::State) {
           plan->valuePtr[v] = &p->states_[(size_t)val->state()];
@@ -275,7 +315,14 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
                                     " is absent but is not optional");
             pi.in.push_back(nullptr);
           } else {
-            pi.in.push_back(plan->valuePtr[(size_t)idx]);
+            const Tensor *t = plan->valuePtr[(size_t)idx];
+            if (t->isQuantized() && (i >= 32 || !((k.quantizedInputs >> i) & 1u)))
+              return invalidProgram(iw + ": input " + std::to_string(i) + " is the quantized weight " +
+                                    t->describe() + " (value " + std::to_string(idx) +
+                                    "), which op '" + pi.op +
+                                    "' does not take (only linear weights and embedding "
+                                    "tables may be quantized)");
+            pi.in.push_back(t);
           }
         }
         for (int i = 0; i < nout; ++i) {
@@ -291,6 +338,26 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
     }
   }
   return p;
+}
+
+Error Program::setArena(const std::string &method, void *data, size_t size) {
+  for (auto &m : methods_) {
+    if (m->info.name != method)
+      continue;
+    if (size < m->info.arenaBytes)
+      return invalidArgument("method " + method + ": the arena given has " +
+                             std::to_string(size) + " bytes, the memory plan needs " +
+                             std::to_string(m->info.arenaBytes));
+    if (!data && m->info.numPlannedValues > 0)
+      return invalidArgument("method " + method + ": the arena given is null");
+    if (reinterpret_cast<uintptr_t>(data) % 64 != 0)
+      return invalidArgument("method " + method + ": the arena given is not 64-byte aligned");
+    m->ownedArena.reset();
+    if (m->info.numPlannedValues > 0)
+      bindArena(*m, data);
+    return Error::success();
+  }
+  return invalidArgument("no method '" + method + "'");
 }
 
 std::vector<std::string> Program::methodNames() const {
@@ -346,6 +413,22 @@ Result<std::vector<Tensor>> Program::run(const std::string &method,
   }
   for (size_t i = 0; i < inputs.size(); ++i)
     plan->slots[(size_t)plan->inputIdx[i]] = inputs[i];
+  if (plan->info.numPlannedValues > 0 && !plan->arena) {
+    // One arena per method, allocated once and reused by every later run.
+    size_t bytes = (size_t)plan->info.arenaBytes;
+    size_t cap = (bytes + 63) / 64 * 64;
+    auto arena = std::make_unique<Storage>();
+    arena->ptr = std::aligned_alloc(64, cap ? cap : 64);
+    if (!arena->ptr) {
+      for (size_t i = 0; i < inputs.size(); ++i)
+        plan->slots[(size_t)plan->inputIdx[i]] = Tensor();
+      return outOfMemory(where + ": cannot allocate the " + std::to_string(bytes) +
+                         "-byte arena of the memory plan");
+    }
+    arena->capacity = cap;
+    plan->ownedArena = std::move(arena);
+    bindArena(*plan, plan->ownedArena->ptr);
+  }
 
   Error failure;
   for (PlannedInstruction &pi : plan->instrs) {
@@ -397,8 +480,9 @@ Result<std::vector<Tensor>> Program::run(const std::string &method,
     if (isInput) {
       results.push_back(inputs[std::find(plan->inputIdx.begin(), plan->inputIdx.end(),
                                          (int)idx) - plan->inputIdx.begin()]);
-    } else if (plan->isStateOrConst[idx] && !t->isBorrowed()) {
-      // State changes on later calls: hand out a snapshot.
+    } else if (t->isArenaBound() || (plan->isStateOrConst[idx] && !t->isBorrowed())) {
+      // An arena slice is overwritten by the next run, and state changes on
+      // later calls: hand out a copy.
       Result<Tensor> c = t->clone();
       if (!c.ok())
         return c.error().withContext(where);

@@ -35,6 +35,13 @@ struct MethodInfo {
   std::vector<ValueInfo> inputs;
   std::vector<ValueInfo> outputs;
   size_t numInstructions = 0;
+  /// Memory plan (docs/program-format.md): the arena one run needs (0 = no
+  /// planned values), its lower bound, the bytes without reuse, and how many
+  /// values are bound to the arena.
+  uint64_t arenaBytes = 0;
+  uint64_t arenaLowerBoundBytes = 0;
+  uint64_t naiveBytes = 0;
+  size_t numPlannedValues = 0;
 };
 
 struct MethodPlan; // internal
@@ -59,7 +66,16 @@ public:
   /// dims. Returned tensors own (or share) their storage, except outputs that
   /// are constants: those borrow the mapped file and live as long as the Program.
   /// Not thread-safe: one run at a time per Program (buffers are reused).
+  /// Planned values (memory plan) live in one arena per method, allocated at the
+  /// first run unless setArena gave one; outputs are copied out of the arena,
+  /// so they stay valid after later runs.
   Result<std::vector<Tensor>> run(const std::string &method, const std::vector<Tensor> &inputs);
+
+  /// Gives `method` the caller's memory as its arena instead of one the runtime
+  /// allocates: `data` must be 64-byte aligned and `size` at least
+  /// methodInfo(method)->arenaBytes. The caller keeps it alive (and does not
+  /// use it) while the Program runs this method. Replaces an earlier arena.
+  Error setArena(const std::string &method, void *data, size_t size);
 
   /// The verified file (header, flatbuffer, segments).
   const ProgramView &view() const { return view_; }

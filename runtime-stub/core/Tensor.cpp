@@ -55,17 +55,36 @@ bool Shape::operator==(const Shape &o) const {
   return true;
 }
 
-Storage::~Storage() { std::free(ptr); }
+Storage::~Storage() {
+  if (owned)
+    std::free(ptr);
+}
 
 Error Tensor::allocate(DType dtype, const Shape &shape) {
   if (dtype == DType::Unknown)
     return invalidArgument("cannot allocate a tensor of unknown dtype");
+  if (dtype == DType::Int4)
+    return invalidArgument("cannot allocate an i4 tensor (only quantized weights are i4)");
+  quant_ = QuantParams();
   // Re-validate: callers build shapes by hand in kernels.
   Result<Shape> checked = Shape::make(shape.data(), shape.rank());
   if (!checked.ok())
     return checked.error();
   size_t bytes = (size_t)shape.numel() * dtypeSize(dtype);
-  if (!storage_ || storage_.use_count() > 1 || storage_->capacity < bytes) {
+  if (arenaBound_.bound) {
+    // The memory plan fixed this value's size: a different one is a kernel or
+    // plan bug, never a silent reallocation.
+    if (bytes != storage_->capacity)
+      return invalidArgument("the memory plan reserved " + std::to_string(storage_->capacity) +
+                             " bytes for this value, but the kernel produced " +
+                             std::string(dtypeName(dtype)) + shape.str() + " (" +
+                             std::to_string(bytes) + " bytes)");
+    dtype_ = dtype;
+    shape_ = shape;
+    data_ = storage_->ptr;
+    return Error::success();
+  }
+  if (!storage_ || !storage_->owned || storage_.use_count() > 1 || storage_->capacity < bytes) {
     size_t cap = (bytes + 63) / 64 * 64;
     if (cap == 0)
       cap = 64;
@@ -133,13 +152,43 @@ Tensor Tensor::borrow(DType dtype, const Shape &shape, const void *data) {
   return t;
 }
 
+Tensor Tensor::borrowQuantized(DType dtype, const Shape &shape, const void *data,
+                               const QuantParams &quant) {
+  Tensor t = borrow(dtype, shape, data);
+  t.quant_ = quant;
+  return t;
+}
+
+Tensor Tensor::bindToArena(DType dtype, const Shape &shape, void *data) {
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = shape;
+  t.data_ = data;
+  auto st = std::make_shared<Storage>();
+  st->ptr = data;
+  st->capacity = (size_t)shape.numel() * dtypeSize(dtype);
+  st->owned = false;
+  t.storage_ = std::move(st);
+  t.arenaBound_.bound = true;
+  return t;
+}
+
 Result<Tensor> Tensor::clone() const {
   if (!defined())
     return Tensor();
+  if (isQuantized())
+    return Error::make(ErrorCode::Unsupported,
+                       "cannot copy quantized weight " + describe() + " as a tensor");
   return fromBytes(dtype_, shape_, data_, nbytes());
 }
 
-std::string Tensor::describe() const { return std::string(dtypeName(dtype_)) + shape_.str(); }
+std::string Tensor::describe() const {
+  std::string s = std::string(dtypeName(dtype_)) + shape_.str();
+  if (isQuantized())
+    s += " (quantized, group " + std::to_string(quant_.groupSize) + ", " +
+         dtypeName(quant_.scalesDType) + " scales)";
+  return s;
+}
 
 const char *errorCodeName(ErrorCode code) {
   switch (code) {

@@ -50,11 +50,22 @@ private:
   int64_t dims_[kMaxRank] = {};
 };
 
-/// Owned, 64-byte aligned bytes.
+/// 64-byte aligned bytes: owned (freed with the Storage), or a slice of a
+/// memory-plan arena that someone else owns (`owned` false).
 struct Storage {
   void *ptr = nullptr;
   size_t capacity = 0;
+  bool owned = true;
   ~Storage();
+};
+
+/// How a quantized weight reads as f32 (docs/program-format.md): a 2-d
+/// [out, in] Int8 or Int4 tensor, w[r][c] = q[r][c] * scales[r][c / groupSize],
+/// scales row-major [out, in / groupSize] of scalesDType (Float16 or Float32).
+struct QuantParams {
+  int64_t groupSize = 0; // 0: not quantized
+  DType scalesDType = DType::Unknown;
+  const void *scales = nullptr;
 };
 
 class Tensor {
@@ -76,6 +87,18 @@ public:
   static Result<Tensor> fromInt32s(const Shape &shape, const std::vector<int32_t> &values);
   /// A view of memory the caller keeps alive and does not change; no copy.
   static Tensor borrow(DType dtype, const Shape &shape, const void *data);
+  /// A tensor bound to exactly dtype/shape's bytes of writable memory at `data`
+  /// (a memory-plan arena slice the caller keeps alive). `allocate` then keeps
+  /// this memory and fails for any other byte size instead of reallocating.
+  /// Copies of the tensor share the memory but are not bound: allocating into
+  /// a copy gives the copy storage of its own.
+  static Tensor bindToArena(DType dtype, const Shape &shape, void *data);
+  bool isArenaBound() const { return arenaBound_.bound; }
+  /// A view of a quantized weight (Int8/Int4 data and its scales, e.g. inside
+  /// the mapped program); no copy, never dequantized as a whole. The caller
+  /// has checked the shape, group size and sizes (ProgramReader does).
+  static Tensor borrowQuantized(DType dtype, const Shape &shape, const void *data,
+                                const QuantParams &quant);
 
   bool defined() const { return dtype_ != DType::Unknown; }
   DType dtype() const { return dtype_; }
@@ -83,7 +106,14 @@ public:
   int rank() const { return shape_.rank(); }
   int64_t dim(int i) const { return shape_[i]; }
   int64_t numel() const { return shape_.numel(); }
-  size_t nbytes() const { return (size_t)numel() * dtypeSize(dtype_); }
+  size_t nbytes() const {
+    return dtype_ == DType::Int4 ? ((size_t)numel() + 1) / 2
+                                 : (size_t)numel() * dtypeSize(dtype_);
+  }
+  /// A quantized weight: only the kernels that declare it (linear weight,
+  /// embedding table) read it; see QuantParams.
+  bool isQuantized() const { return quant_.groupSize > 0; }
+  const QuantParams &quant() const { return quant_; }
   bool isBorrowed() const { return defined() && !storage_; }
 
   const void *data() const { return data_; }
@@ -95,7 +125,8 @@ public:
   /// Gives this tensor the dtype and shape, with owned storage of at least
   /// nbytes. Keeps the current storage when it is owned, large enough and not
   /// shared with another Tensor (so a per-value buffer is reused across calls);
-  /// contents are unspecified afterwards.
+  /// contents are unspecified afterwards (an arena-bound tensor keeps its
+  /// memory and contents: in-place kernels rely on that).
   Error allocate(DType dtype, const Shape &shape);
   /// Changes the shape without touching data (numel must be unchanged).
   void reshapeInPlace(const Shape &shape) { shape_ = shape; }
@@ -111,6 +142,20 @@ private:
   Shape shape_;
   void *data_ = nullptr;
   std::shared_ptr<Storage> storage_;
+  QuantParams quant_;
+  /// Set by bindToArena on one tensor; a copy is not bound (moves keep it).
+  struct ArenaBinding {
+    bool bound = false;
+    ArenaBinding() = default;
+    ArenaBinding(const ArenaBinding &) {}
+    ArenaBinding &operator=(const ArenaBinding &) {
+      bound = false;
+      return *this;
+    }
+    ArenaBinding(ArenaBinding &&) = default;
+    ArenaBinding &operator=(ArenaBinding &&) = default;
+  };
+  ArenaBinding arenaBound_;
 };
 
 /// Checked a*b for non-negative sizes; false on overflow.

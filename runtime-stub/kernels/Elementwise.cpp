@@ -188,7 +188,8 @@ Error runUnary(const KernelCall &call) {
                        x->describe());
     if (!isFloatOnly(fn)) { // abs/relu/floor/ceil/round of bool: identity
       KILN_TRY(out.allocate(DType::Bool, x->shape()));
-      std::memcpy(out.mutableData(), x->data(), x->nbytes());
+      if (out.data() != x->data()) // in place (memory plan): nothing to copy
+        std::memcpy(out.mutableData(), x->data(), x->nbytes());
       return Error::success();
     }
   }
@@ -515,7 +516,8 @@ Error runCopy(const KernelCall &call) {
   KILN_TRY(requireInput(call, 0, "x", &x));
   Tensor &out = *call.out[0];
   KILN_TRY(out.allocate(x->dtype(), x->shape()));
-  if (x->nbytes())
+  // The memory plan may put the copy on its operand (in place).
+  if (x->nbytes() && out.data() != x->data())
     std::memcpy(out.mutableData(), x->data(), x->nbytes());
   return Error::success();
 }

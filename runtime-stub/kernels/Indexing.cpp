@@ -1,5 +1,6 @@
 // Gather and slicing ops: embedding, index_select, slice, select, split, concat, stack.
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/QuantizedKernels.h"
 
 #include <algorithm>
 
@@ -24,6 +25,8 @@ Error runEmbedding(const KernelCall &call) {
   const Tensor *w, *idx;
   KILN_TRY(requireInput(call, 0, "weight", &w));
   KILN_TRY(requireInput(call, 1, "indices", &idx));
+  if (w->isQuantized())
+    return runQuantizedEmbedding(call, *w, *idx);
   if (w->rank() != 2)
     return call.fail("weight must be 2-d [num_embeddings, dim], got " + w->describe());
   KILN_TRY(checkIndexDType(call, *idx, "indices"));
@@ -382,7 +385,9 @@ Error runStack(const KernelCall &call) {
 
 } // namespace
 
-extern const KernelDef kEmbeddingKernel = {"embedding", 2, 2, 1, 1, 0, parseNoAttrs, runEmbedding};
+// The table (input 0) may be a quantized weight (QuantizedEmbedding.cpp).
+extern const KernelDef kEmbeddingKernel = {"embedding", 2, 2, 1, 1, 0, parseNoAttrs, runEmbedding,
+                                           /*quantizedInputs=*/0x1u};
 extern const KernelDef kIndexSelectKernel = {"index_select", 2, 2, 1, 1, 0, parseDimRequired,
                                              runIndexSelect};
 extern const KernelDef kSliceKernel = {"slice", 1, 3, 1, 1, 0x6u, parseSlice, runSlice};

@@ -42,6 +42,9 @@ struct OpAttrs {
   int64_t startDim = 0, endDim = -1;
   int64_t diagonal = 0;
   double value = 0;
+  double scale = 1.0;       // attention
+  bool causal = false;      // attention
+  bool transposeB = false;  // matmul
 };
 
 /// One kernel invocation. in[i] is null for an absent optional operand.
@@ -70,6 +73,9 @@ struct KernelDef {
   uint32_t optionalInputs;
   Error (*parse)(const AttrSet &attrs, OpAttrs *out);
   Error (*run)(const KernelCall &call);
+  /// Which inputs may be quantized weights (Tensor::isQuantized): bit i set =
+  /// input i. Any other use of a quantized weight is rejected at load.
+  uint32_t quantizedInputs = 0;
 };
 
 /// The kernel for a dialect op name, or null if there is none.

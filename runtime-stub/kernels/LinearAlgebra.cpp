@@ -1,11 +1,17 @@
 // linear (x @ w^T + b) and matmul (1-d, 2-d, batched with broadcasting).
 // Portable loops with independent accumulators so compilers vectorise them.
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/QuantizedKernels.h"
 
 #include <algorithm>
 
 namespace kiln {
 namespace rt {
+
+// matmul with transpose_b (kernels/Fused.cpp).
+Error parseMatmul(const AttrSet &a, OpAttrs *o);
+Error runMatmulTransposedB(const KernelCall &call);
+
 namespace {
 
 // y[r][o] = dot(x[r], w[o]) for 4 rows of x at once (the w row is loaded once
@@ -63,6 +69,8 @@ Error runLinear(const KernelCall &call) {
   KILN_TRY(requireInput(call, 0, "x", &x));
   KILN_TRY(requireInput(call, 1, "weight", &w));
   const Tensor *b = call.input(2);
+  if (w->isQuantized())
+    return runQuantizedLinear(call, *x, *w, b);
   if (w->rank() != 2)
     return call.fail("weight must be 2-d [out, in], got " + w->describe());
   if (x->rank() < 1)
@@ -141,6 +149,8 @@ void matmul2d(const T *a, const T *b, T *c, int64_t n, int64_t k, int64_t m) {
 }
 
 Error runMatmul(const KernelCall &call) {
+  if (call.attrs->transposeB)
+    return runMatmulTransposedB(call);
   const Tensor *a, *b;
   KILN_TRY(requireInput(call, 0, "a", &a));
   KILN_TRY(requireInput(call, 1, "b", &b));
@@ -213,8 +223,10 @@ Error runMatmul(const KernelCall &call) {
 
 } // namespace
 
-extern const KernelDef kLinearKernel = {"linear", 2, 3, 1, 1, 0x4u, parseNoAttrs, runLinear};
-extern const KernelDef kMatmulKernel = {"matmul", 2, 2, 1, 1, 0, parseNoAttrs, runMatmul};
+// The weight (input 1) may be a quantized weight (QuantizedLinear.cpp).
+extern const KernelDef kLinearKernel = {"linear", 2, 3, 1, 1, 0x4u, parseNoAttrs, runLinear,
+                                        /*quantizedInputs=*/0x2u};
+extern const KernelDef kMatmulKernel = {"matmul", 2, 2, 1, 1, 0, parseMatmul, runMatmul};
 
 } // namespace rt
 } // namespace kiln

@@ -14,6 +14,8 @@ extern const KernelDef kConstantKernel, kUnaryKernel, kBinaryKernel, kCompareKer
     kSplitKernel, kConcatKernel, kStackKernel, kRepeatInterleaveKernel, kRepeatKernel,
     kTriangularKernel, kArangeKernel, kFullKernel, kFullLikeKernel, kDimSizeKernel,
     kShapeOfKernel, kCopyKernel;
+// Fused ops (kernels/Fused.cpp), formed by kiln-fuse.
+extern const KernelDef kSwigluKernel, kRopeKernel, kAttentionKernel;
 
 const std::vector<const KernelDef *> &allKernels() {
   static const std::vector<const KernelDef *> kAll = {
@@ -24,7 +26,8 @@ const std::vector<const KernelDef *> &allKernels() {
       &kTransposeKernel, &kUnsqueezeKernel, &kSqueezeKernel, &kFlattenKernel, &kSliceKernel,
       &kSelectKernel, &kSplitKernel, &kConcatKernel, &kStackKernel,
       &kRepeatInterleaveKernel, &kRepeatKernel, &kTriangularKernel, &kArangeKernel,
-      &kFullKernel, &kFullLikeKernel, &kDimSizeKernel, &kShapeOfKernel, &kCopyKernel};
+      &kFullKernel, &kFullLikeKernel, &kDimSizeKernel, &kShapeOfKernel, &kCopyKernel,
+      &kSwigluKernel, &kRopeKernel, &kAttentionKernel};
   return kAll;
 }
 

@@ -97,6 +97,8 @@ struct MethodDesc {
   std::map<std::string, uint64_t> ops;
   uint64_t instructions = 0;
   uint64_t values = 0;
+  // Memory plan (kiln-plan-memory).
+  uint64_t arenaBytes = 0, arenaLowerBoundBytes = 0, naiveBytes = 0, plannedValues = 0;
 };
 
 } // namespace
@@ -167,6 +169,12 @@ int kilnInspectCommand(int argc, char **argv) {
       MethodDesc md;
       md.name = m->name()->str();
       md.values = m->values() ? m->values()->size() : 0;
+      md.arenaBytes = m->arena_bytes();
+      md.arenaLowerBoundBytes = m->arena_lower_bound_bytes();
+      md.naiveBytes = m->naive_bytes();
+      if (m->values())
+        for (const fb::Value *v : *m->values())
+          md.plannedValues += v->arena_offset() >= 0 ? 1 : 0;
       if (m->inputs())
         for (int32_t idx : *m->inputs())
           md.inputs.push_back(describeValue(m, idx));
@@ -180,6 +188,25 @@ int kilnInspectCommand(int argc, char **argv) {
       }
       methods.push_back(std::move(md));
     }
+  }
+  // Quantized weights (docs/program-format.md) by kind ("i4 group 32"): distinct
+  // data segments and their data + scales bytes.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> quantized;
+  {
+    std::set<int32_t> seenData;
+    if (p->methods())
+      for (const fb::Method *m : *p->methods())
+        if (m->values())
+          for (const fb::Value *v : *m->values()) {
+            if (v->kind() != fb::ValueKind::Constant || v->scales_segment() < 0 ||
+                !seenData.insert(v->segment()).second)
+              continue;
+            std::string kind = std::string(dtypeShortName(v->dtype())) + " group " +
+                               std::to_string(v->quant_group_size());
+            quantized[kind].first += 1;
+            quantized[kind].second += view.segmentSize((uint32_t)v->segment()) +
+                                      view.segmentSize((uint32_t)v->scales_segment());
+          }
   }
   std::vector<std::pair<std::string, std::string>> metadata;
   if (p->metadata())
@@ -206,6 +233,13 @@ int kilnInspectCommand(int argc, char **argv) {
     o += "  \"flatbuffer_bytes\": " + std::to_string(view.header.flatbuffer_size) + ",\n";
     o += "  \"constant_bytes\": " + std::to_string(constantBytes) + ",\n";
     o += "  \"segments\": " + std::to_string(nseg) + ",\n";
+    o += "  \"quantized_weights\": {";
+    size_t qi = 0;
+    for (const auto &q : quantized)
+      o += (qi++ ? ", " : "") + jsonString(q.first) + ": {\"weights\": " +
+           std::to_string(q.second.first) + ", \"bytes\": " + std::to_string(q.second.second) +
+           "}";
+    o += "},\n";
     o += "  \"methods\": {";
     for (size_t i = 0; i < methods.size(); ++i) {
       const MethodDesc &m = methods[i];
@@ -221,7 +255,11 @@ int kilnInspectCommand(int argc, char **argv) {
       for (const auto &op : m.ops)
         o += (k++ ? ", " : "") + jsonString(op.first) + ": " + std::to_string(op.second);
       o += "},\n      \"instructions\": " + std::to_string(m.instructions) + ",\n";
-      o += "      \"values\": " + std::to_string(m.values) + "\n    }";
+      o += "      \"values\": " + std::to_string(m.values) + ",\n";
+      o += "      \"arena_bytes\": " + std::to_string(m.arenaBytes) + ",\n";
+      o += "      \"arena_lower_bound_bytes\": " + std::to_string(m.arenaLowerBoundBytes) + ",\n";
+      o += "      \"naive_bytes\": " + std::to_string(m.naiveBytes) + ",\n";
+      o += "      \"planned_values\": " + std::to_string(m.plannedValues) + "\n    }";
     }
     o += methods.empty() ? "},\n" : "\n  },\n";
     o += "  \"states\": [";
@@ -238,6 +276,9 @@ int kilnInspectCommand(int argc, char **argv) {
     std::printf("  file bytes:       %zu\n", size);
     std::printf("  flatbuffer bytes: %llu\n", (unsigned long long)view.header.flatbuffer_size);
     std::printf("  constant bytes:   %llu in %u segments\n", (unsigned long long)constantBytes, nseg);
+    for (const auto &q : quantized)
+      std::printf("  quantized weights: %s: %llu (%llu bytes with scales)\n", q.first.c_str(),
+                  (unsigned long long)q.second.first, (unsigned long long)q.second.second);
     for (const MethodDesc &m : methods) {
       std::printf("method %s: %llu instructions, %llu values\n", m.name.c_str(),
                   (unsigned long long)m.instructions, (unsigned long long)m.values);
@@ -247,6 +288,10 @@ int kilnInspectCommand(int argc, char **argv) {
       for (size_t k = 0; k < m.outputs.size(); ++k)
         std::printf("  output %zu %s: %s\n", k, m.outputs[k].name.c_str(),
                     m.outputs[k].typeStr().c_str());
+      std::printf("  memory plan: arena %llu bytes (lower bound %llu, naive %llu), %llu values "
+                  "planned\n",
+                  (unsigned long long)m.arenaBytes, (unsigned long long)m.arenaLowerBoundBytes,
+                  (unsigned long long)m.naiveBytes, (unsigned long long)m.plannedValues);
       std::printf("  ops:");
       for (const auto &op : m.ops)
         std::printf(" %s=%llu", op.first.c_str(), (unsigned long long)op.second);

@@ -44,6 +44,20 @@ def llama_tokens(seq_len: int, batch: int = 1, seed: int = 1) -> np.ndarray:
     return tiny_llama.example_tokens(LlamaConfig(), seq_len, batch, seed).numpy()
 
 
+# A wider, deeper Llama where the linear/embedding weights dominate the program
+# (as in a real model): for the quantization tests (test_quantize.py).
+QUANT_LLAMA_CONFIG = LlamaConfig(vocab_size=1024, dim=256, n_layers=8, n_heads=4,
+                                 n_kv_heads=2, hidden_dim=512)
+
+
+def make_quant_llama(seed: int = 0) -> nn.Module:
+    return tiny_llama.build_llama(QUANT_LLAMA_CONFIG, seed=seed)
+
+
+def quant_llama_tokens(seq_len: int, batch: int = 1, seed: int = 1) -> np.ndarray:
+    return tiny_llama.example_tokens(QUANT_LLAMA_CONFIG, seq_len, batch, seed).numpy()
+
+
 @dataclass
 class GPT2Config:
     vocab_size: int = 64

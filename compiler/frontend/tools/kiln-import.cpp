@@ -1,6 +1,7 @@
 //===- kiln-import.cpp - print the kiln MLIR of a TorchScript archive -----===//
 //
-// usage: kiln-import MODEL.pt [--method NAME ...] [--locations] [-o OUT.mlir]
+// usage: kiln-import MODEL.pt [--method NAME ...] [--input-shape SPEC ...]
+//                    [--locations] [-o OUT.mlir]
 //
 // Runs only the front end (no passes) and prints the imported module.
 // Diagnostics go to stderr as `file:line:col: error: message`; on failure
@@ -30,9 +31,12 @@ static void printLocation(llvm::raw_ostream &os, mlir::Location loc) {
 }
 
 static void printUsage(llvm::raw_ostream &os) {
-  os << "usage: kiln-import MODEL.pt [--method NAME ...] [--locations] [-o OUT.mlir]\n"
+  os << "usage: kiln-import MODEL.pt [--method NAME ...] [--input-shape SPEC ...]\n"
+        "                   [--locations] [-o OUT.mlir]\n"
         "  Imports a TorchScript archive into the kiln dialect and prints it.\n"
         "  --method NAME   import only this method (repeatable; default: all)\n"
+        "  --input-shape SPEC  declare a tensor input, [METHOD:]DIMS[:DTYPE]\n"
+        "                  (as `kiln compile`; repeatable, in input order)\n"
         "  --locations     print op locations (Python source lines)\n"
         "  -o PATH         output file ('-' = stdout, the default)\n";
 }
@@ -47,7 +51,7 @@ int main(int argc, char **argv) {
       printUsage(llvm::outs());
       return 0;
     }
-    if ((arg == "-o" || arg == "--method") && i + 1 >= argc) {
+    if ((arg == "-o" || arg == "--method" || arg == "--input-shape") && i + 1 >= argc) {
       llvm::errs() << "kiln-import: option " << arg << " needs a value\n";
       return 1;
     }
@@ -57,6 +61,15 @@ int main(int argc, char **argv) {
       printLocations = true;
     } else if (arg == "--method") {
       options.methods.push_back(argv[++i]);
+    } else if (arg == "--input-shape") {
+      kiln::InputShapeArgument spec;
+      std::string error;
+      if (!kiln::parseInputShapeArgument(argv[++i], spec, error)) {
+        llvm::errs() << "kiln-import: error: invalid --input-shape '" << argv[i]
+                     << "': " << error << "\n";
+        return 1;
+      }
+      options.inputShapes.push_back(spec);
     } else if (!arg.empty() && arg[0] == '-') {
       llvm::errs() << "kiln-import: unknown option " << arg << "\n";
       printUsage(llvm::errs());

@@ -35,6 +35,7 @@ struct CompileOptions {
   std::string outputPath;
   std::string backend = "portable";
   std::vector<std::string> methods;
+  std::vector<InputShapeArgument> inputShapes;
   bool emitMlir = false;
   bool quiet = false;
   PipelineOptions pipeline;
@@ -51,8 +52,18 @@ void printCompileUsage(llvm::raw_ostream &os) {
         "  -o, --output PATH     output program (or MLIR with --emit-mlir; '-' = stdout)\n"
         "  --backend NAME        code generation backend: portable (default)\n"
         "  --method NAME         compile only this method (repeatable)\n"
+        "  --input-shape SPEC    declare a tensor input: [METHOD:]DIMS[:DTYPE], DIMS like\n"
+        "                        1x16 or 'scalar', DTYPE f32 (default) i64 i1 i32 f16 bf16;\n"
+        "                        repeat once per tensor input, in order; METHOD defaults\n"
+        "                        to forward (or the only method compiled). Without it, specs\n"
+        "                        come from the archive's kiln/input_specs.json, if any\n"
         "  --emit-mlir           write the kiln-dialect MLIR instead of a program\n"
         "  --no-dedup-weights    keep constants with identical bytes apart\n"
+        "  --no-plan-memory      no static memory plan: the runtime allocates every value\n"
+        "  --quantize MODE       weight-only quantization of linear/embedding weights:\n"
+        "                        none (default), int8 (per output channel), int4 (group-wise)\n"
+        "  --group-size N        int4 group size: 32 (default), 64 or 128\n"
+        "  --no-fuse             keep RMSNorm/SwiGLU/RoPE/attention unfused (kiln-fuse off)\n"
         "  -q, --quiet           no progress output\n";
 }
 
@@ -88,8 +99,46 @@ bool parseArgs(int argc, char **argv, CompileOptions &opts, bool &helpShown) {
       if (!v)
         return false;
       opts.methods.push_back(v);
+    } else if (arg == "--input-shape") {
+      const char *v = needValue("--input-shape");
+      if (!v)
+        return false;
+      InputShapeArgument spec;
+      std::string error;
+      if (!parseInputShapeArgument(v, spec, error)) {
+        llvm::errs() << "kiln compile: error: invalid --input-shape '" << v
+                     << "': " << error << "\n";
+        return false;
+      }
+      opts.inputShapes.push_back(spec);
+    } else if (arg == "--quantize") {
+      const char *v = needValue("--quantize");
+      if (!v)
+        return false;
+      std::string mode = v;
+      if (mode != "none" && mode != "int8" && mode != "int4") {
+        llvm::errs() << "kiln compile: error: invalid --quantize '" << mode
+                     << "' (expected none, int8 or int4)\n";
+        return false;
+      }
+      opts.pipeline.quantize = mode;
+    } else if (arg == "--group-size") {
+      const char *v = needValue("--group-size");
+      if (!v)
+        return false;
+      int64_t group = 0;
+      if (llvm::StringRef(v).getAsInteger(10, group) || group <= 0) {
+        llvm::errs() << "kiln compile: error: invalid --group-size '" << v
+                     << "' (expected a positive integer: 32, 64 or 128)\n";
+        return false;
+      }
+      opts.pipeline.groupSize = group;
     } else if (arg == "--no-dedup-weights") {
       opts.pipeline.dedupWeights = false;
+    } else if (arg == "--no-plan-memory") {
+      opts.pipeline.planMemory = false;
+    } else if (arg == "--no-fuse") {
+      opts.pipeline.fuse = false;
     } else if (arg == "--emit-mlir") {
       opts.emitMlir = true;
     } else if (arg == "-q" || arg == "--quiet") {
@@ -198,6 +247,7 @@ int compileCommand(int argc, char **argv) {
   auto start = std::chrono::steady_clock::now();
   ImportOptions importOptions;
   importOptions.methods = opts.methods;
+  importOptions.inputShapes = opts.inputShapes;
   mlir::OwningOpRef<mlir::ModuleOp> module =
       importTorchScript(context, opts.modelPath, importOptions);
   if (!module) {
@@ -240,6 +290,12 @@ int compileCommand(int argc, char **argv) {
   ProgramOptions programOptions;
   programOptions.metadata.push_back({"source_model", llvm::sys::path::filename(opts.modelPath).str()});
   programOptions.metadata.push_back({"backend", opts.backend});
+  if (opts.pipeline.quantize != "none")
+    programOptions.metadata.push_back(
+        {"quantize", opts.pipeline.quantize +
+                         (opts.pipeline.quantize == "int4"
+                              ? " group " + std::to_string(opts.pipeline.groupSize)
+                              : std::string())});
   if (mlir::failed(writePortableProgram(*module, opts.outputPath, programOptions))) {
     llvm::errs() << "kiln compile: error: could not write '" << opts.outputPath
                  << "'; no output written\n";

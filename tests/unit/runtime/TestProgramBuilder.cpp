@@ -30,7 +30,8 @@ std::vector<uint8_t> TProgram::build() const {
     for (const TValue &v : m.values)
       vals.push_back(fb::CreateValue(b, b.CreateString(v.name), v.dtype, v.rank,
                                      v.rank >= 0 ? b.CreateVector(v.shape) : 0, v.kind,
-                                     v.segment, v.state));
+                                     v.segment, v.state, v.quantGroupSize, v.scalesSegment,
+                                     v.scalesDType, v.arenaOffset));
     std::vector<flatbuffers::Offset<fb::Instruction>> ins;
     for (const TInstr &i : m.instrs) {
       std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
@@ -46,7 +47,8 @@ std::vector<uint8_t> TProgram::build() const {
     }
     ms.push_back(fb::CreateMethod(b, b.CreateString(m.name), b.CreateVector(vals),
                                   b.CreateVector(m.inputs), b.CreateVector(m.outputs),
-                                  b.CreateVector(ins)));
+                                  b.CreateVector(ins), m.arenaBytes, m.arenaLowerBoundBytes,
+                                  m.naiveBytes));
   }
   std::vector<flatbuffers::Offset<fb::StateDecl>> sts;
   for (const TState &s : states)

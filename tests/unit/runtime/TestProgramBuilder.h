@@ -35,6 +35,11 @@ struct TValue {
   fb::ValueKind kind = fb::ValueKind::Intermediate;
   int segment = -1;
   int state = -1;
+  // Quantized weight fields (docs/program-format.md).
+  int quantGroupSize = 0;
+  int scalesSegment = -1;
+  fb::DType scalesDType = fb::DType::Unknown;
+  int64_t arenaOffset = -1; // memory plan; -1 = not planned
 };
 
 struct TInstr {
@@ -49,6 +54,8 @@ struct TMethod {
   std::vector<TValue> values;
   std::vector<int> inputs, outputs;
   std::vector<TInstr> instrs;
+  // Memory plan sizes (Method.arena_bytes, ...).
+  uint64_t arenaBytes = 0, arenaLowerBoundBytes = 0, naiveBytes = 0;
   int add(TValue v) {
     values.push_back(std::move(v));
     return (int)values.size() - 1;

@@ -21,6 +21,12 @@ def Kiln_Dialect : Dialect {
     executed by a runtime kernel of the same name (docs/dialect.md).
   }];
   let hasConstantMaterializer = 1;
+  // Types (KilnTypes.td): parsed and printed by the generated dispatch.
+  let useDefaultTypePrinterParser = 1;
+  let extraClassDeclaration = [{
+    /// Registers the types of KilnTypes.td (KilnTypes.cpp).
+    void registerTypes();
+  }];
 }
 
 class Kiln_Op<string mnemonic, list<Trait> traits = []>

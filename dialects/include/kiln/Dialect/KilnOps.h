@@ -10,6 +10,7 @@
 
 #include "kiln/Dialect/KilnDialect.h"
 #include "kiln/Dialect/KilnTypeRules.h"
+#include "kiln/Dialect/KilnTypes.h"
 #include "mlir/Bytecode/BytecodeOpInterface.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinAttributes.h"

@@ -31,6 +31,7 @@
 #define KILN_DIALECT_KILNOPS_TD
 
 include "kiln/Dialect/KilnDialect.td"
+include "kiln/Dialect/KilnTypes.td"
 include "mlir/IR/OpBase.td"
 include "mlir/IR/BuiltinAttributeInterfaces.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
@@ -69,6 +70,28 @@ def Kiln_ConstantOp : Kiln_PureOp<"constant",
       build($_builder, $_state, value.getShapedType(), value);
     }]>
   ];
+}
+
+def Kiln_QConstantOp : Kiln_PureOp<"qconstant"> {
+  let summary = "constant quantized weight";
+  let description = [{
+    A quantized weight (`!kiln.qweight`), made by `kiln-quantize` from an f32
+    `kiln.constant`. `data` holds the integers (i8 `[out, in]`, or for i4
+    `[out, in/2]` i8 bytes with element 2k in the low nibble and 2k+1 in the
+    high nibble); `scales` holds `[out, in/group]` f16 scales. Both are
+    `DenseElementsAttr` or `DenseResourceElementsAttr`. The weight reads as
+    `w[r][c] = q[r][c] * scales[r][c / group]`. Becomes one program Value with
+    two segments (docs/program-format.md). Only `kiln.linear` (weight) and
+    `kiln.embedding` (table) take it.
+
+    ```mlir
+    %w = kiln.qconstant dense_resource<w0_q> : tensor<16x8xi8>
+        scales dense_resource<w0_s> : tensor<16x1xf16> : !kiln.qweight<i8, [16, 8]>
+    ```
+  }];
+  let arguments = (ins ElementsAttr:$data, ElementsAttr:$scales);
+  let results = (outs Kiln_QWeightType:$result);
+  let assemblyFormat = "$data `scales` $scales attr-dict `:` qualified(type($result))";
 }
 
 //===----------------------------------------------------------------------===//
@@ -317,13 +340,16 @@ def Kiln_LinearOp : Kiln_PureOp<"linear"> {
   let description = [{
     `F.linear(x, w, b)`: `w` is 2-d `[out, in]`, the last dim of `x` is `in`,
     the optional bias `b` is 1-d `[out]`. The result's last dim is `out`.
+    `w` may be a quantized weight (`!kiln.qweight`, read as f32); then `x`
+    and the result are f32.
 
     ```mlir
     %y = kiln.linear %x, %w, %b : (tensor<2x8xf32>, tensor<16x8xf32>, tensor<16xf32>) -> tensor<2x16xf32>
     %z = kiln.linear %x, %w : (tensor<2x8xf32>, tensor<16x8xf32>) -> tensor<2x16xf32>
     ```
   }];
-  let arguments = (ins AnyTensor:$x, AnyTensor:$w, Optional<AnyTensor>:$b);
+  let arguments = (ins AnyTensor:$x, AnyTypeOf<[AnyTensor, Kiln_QWeightType]>:$w,
+                       Optional<AnyTensor>:$b);
   let results = (outs AnyTensor:$result);
   let assemblyFormat = "$x `,` $w (`,` $b^)? attr-dict `:` "
                        "functional-type(operands, results)";
@@ -335,12 +361,18 @@ def Kiln_MatmulOp : Kiln_PureOp<"matmul"> {
     `torch.matmul(a, b)`: 1-d, 2-d and batched (broadcast) operands; `mm`
     and `bmm` map here. Neither operand is 0-d; the contracting dims (last of
     `a`; first of a 1-d `b`, else second to last) are equal when static.
+    `transpose_b` (default false, printed only when true; set by `kiln-fuse`
+    for `matmul(a, b.transpose(-2, -1))`): `b` has rank >= 2 and is read as
+    its transpose over the last two dims, without materialising it (its
+    last dim is then the contracting one).
 
     ```mlir
     %c = kiln.matmul %a, %b : (tensor<2x3x4xf32>, tensor<4x5xf32>) -> tensor<2x3x5xf32>
+    %s = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x4x6x8xf32>, tensor<1x4x6x8xf32>) -> tensor<1x4x6x6xf32>
     ```
   }];
-  let arguments = (ins AnyTensor:$a, AnyTensor:$b);
+  let arguments = (ins AnyTensor:$a, AnyTensor:$b,
+                   DefaultValuedAttr<BoolAttr, "false">:$transpose_b);
   let results = (outs AnyTensor:$result);
   let assemblyFormat =
       "$a `,` $b attr-dict `:` functional-type(operands, results)";
@@ -353,12 +385,14 @@ def Kiln_EmbeddingOp : Kiln_PureOp<"embedding"> {
     has an integer element type; the result shape is `indices.shape + [dim]`
     with the weight's element type. An out of range index is a run-time
     error.
+    `weight` may be a quantized table (`!kiln.qweight`): the result is f32.
 
     ```mlir
     %e = kiln.embedding %w, %ids : (tensor<100x8xf32>, tensor<1x4xi64>) -> tensor<1x4x8xf32>
     ```
   }];
-  let arguments = (ins AnyTensor:$weight, AnyTensor:$indices);
+  let arguments = (ins AnyTypeOf<[AnyTensor, Kiln_QWeightType]>:$weight,
+                       AnyTensor:$indices);
   let results = (outs AnyTensor:$result);
   let assemblyFormat = "$weight `,` $indices attr-dict `:` "
                        "functional-type(operands, results)";
@@ -737,6 +771,81 @@ def Kiln_CopyOp : Kiln_PureOp<"copy"> {
   let arguments = (ins AnyTensor:$x);
   let results = (outs AnyTensor:$result);
   let assemblyFormat = "$x attr-dict `:` functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
+// Fused ops (targets of kiln-fuse)
+//===----------------------------------------------------------------------===//
+
+def Kiln_SwigluOp : Kiln_PureOp<"swiglu"> {
+  let summary = "silu(gate) * up";
+  let description = [{
+    The SwiGLU gate of a Llama-style MLP: `F.silu(gate) * up`, elementwise
+    with broadcasting like `kiln.binary "mul"`. `gate`, `up` and the result
+    have the same float element type. A fusion target (`kiln-fuse`).
+
+    ```mlir
+    %h = kiln.swiglu %gate, %up : (tensor<2x64xf32>, tensor<2x64xf32>) -> tensor<2x64xf32>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$gate, AnyTensor:$up);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat =
+      "$gate `,` $up attr-dict `:` functional-type(operands, results)";
+}
+
+def Kiln_RopeOp : Kiln_PureOp<"rope"> {
+  let summary = "rotary position embedding";
+  let description = [{
+    `x * cos + rotate(x) * sin`, elementwise with broadcasting of `x`, `cos`
+    and `sin` (the result shape is the broadcast of the three; the last dim
+    of `x` must not be broadcast). `rotate` acts on the last dim of `x`
+    (size `D`):
+    * `style = "rotate_half"`: `cat(-x[..., h:], x[..., :h])` with
+      `h = D floordiv 2` (Llama / GPT-NeoX form);
+    * `style = "interleaved"`: pairs `(x[2i], x[2i+1])` become
+      `(-x[2i+1], x[2i])` (GPT-J form); `D` must be even.
+    Typically `x` is `[B, H, T, D]` and `cos`/`sin` are `[T, D]`. All three
+    have the same float element type. A fusion target (`kiln-fuse`).
+
+    ```mlir
+    %r = kiln.rope %x, %cos, %sin style "rotate_half" : (tensor<1x4x6x8xf32>, tensor<6x8xf32>, tensor<6x8xf32>) -> tensor<1x4x6x8xf32>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$x, AnyTensor:$cos, AnyTensor:$sin,
+                   StrAttr:$style);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat = "$x `,` $cos `,` $sin `style` $style attr-dict `:` "
+                       "functional-type(operands, results)";
+}
+
+def Kiln_AttentionOp : Kiln_PureOp<"attention"> {
+  let summary = "scaled dot-product attention, grouped-query and causal";
+  let description = [{
+    `softmax(q @ k^T * scale + mask, -1) @ v` with q `[B, Hq, T, D]`, k
+    `[B, Hkv, S, D]`, v `[B, Hkv, S, Dv]` and the result `[B, Hq, T, Dv]`.
+    `Hq % Hkv == 0`: kv head `g` serves the `Hq / Hkv` consecutive query heads
+    `g * Hq/Hkv ...` (as `repeat_interleave(k, Hq/Hkv, 1)` would, without
+    materialising it). A batch of 1 broadcasts against the other operands'.
+    `causal`: query `i` attends keys `j <= i + (S - T)` (so a decode step of
+    T queries against a longer key sequence works). The optional `mask` is
+    broadcastable to `[B, Hq, T, S]`: a boolean mask keeps the keys where it
+    is true, a float mask is added to the scores. The softmax is computed in
+    f32; a query row with no attended key gives NaN like PyTorch. q, k, v and
+    the result have the same float element type.
+
+    ```mlir
+    %o = kiln.attention %q, %k, %v scale 0.35355339059327379 causal true : (tensor<1x4x6x8xf32>, tensor<1x2x6x8xf32>, tensor<1x2x6x8xf32>) -> tensor<1x4x6x8xf32>
+    %m = kiln.attention %q, %k, %v mask %bias scale 1.250000e-01 causal false : (tensor<1x4x6x8xf32>, tensor<1x4x6x8xf32>, tensor<1x4x6x8xf32>, tensor<6x6xf32>) -> tensor<1x4x6x8xf32>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$q, AnyTensor:$k, AnyTensor:$v,
+                   Optional<AnyTensor>:$mask, F64Attr:$scale,
+                   BoolAttr:$causal);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat = "$q `,` $k `,` $v (`mask` $mask^)? `scale` $scale "
+                       "`causal` $causal attr-dict `:` "
+                       "functional-type(operands, results)";
 }
 
 #endif // KILN_DIALECT_KILNOPS_TD

@@ -1,0 +1,324 @@
+// Quantized weights in the runtime: the linear / embedding kernels against a
+// dequantize-then-f32 reference, programs that carry quantized constants, and
+// the reader rejecting malformed quantization fields.
+#include "TestProgramBuilder.h"
+
+#include "runtime-stub/kernels/QuantizedKernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+using namespace kiln;
+using namespace kiln::test;
+using kiln::rt::DType;
+using kiln::rt::Shape;
+using kiln::rt::Tensor;
+
+namespace {
+
+/// A quantized weight built in the test (symmetric; the reference math of
+/// docs/dialect.md written independently of the compiler pass), plus its
+/// dequantized f32 values.
+struct TestWeight {
+  int64_t out = 0, in = 0, group = 0;
+  DType dtype = DType::Int8;
+  DType scalesDType = DType::Float16;
+  std::vector<uint8_t> data;   // i8 values, or packed i4
+  std::vector<uint8_t> scales; // f16 or f32 bytes
+  std::vector<float> dequant;  // [out, in]
+
+  Tensor view() const {
+    rt::QuantParams q;
+    q.groupSize = group;
+    q.scalesDType = scalesDType;
+    q.scales = scales.data();
+    return Tensor::borrowQuantized(dtype, Shape{out, in}, data.data(), q);
+  }
+};
+
+TestWeight makeWeight(std::mt19937 &rng, int64_t out, int64_t in, int bits, int64_t group,
+                      DType scalesDType = DType::Float16) {
+  TestWeight w;
+  w.out = out;
+  w.in = in;
+  w.group = group;
+  w.dtype = bits == 8 ? DType::Int8 : DType::Int4;
+  w.scalesDType = scalesDType;
+  std::normal_distribution<float> dist(0.0f, 0.5f);
+  const int qmax = bits == 8 ? 127 : 7;
+  std::vector<int> q((size_t)(out * in));
+  w.dequant.resize(q.size());
+  for (int64_t r = 0; r < out; ++r) {
+    for (int64_t g = 0; g < in / group; ++g) {
+      std::vector<float> vals((size_t)group);
+      float maxAbs = 0;
+      for (auto &v : vals) {
+        v = dist(rng);
+        maxAbs = std::max(maxAbs, std::fabs(v));
+      }
+      float scale = maxAbs / qmax;
+      if (scalesDType == DType::Float16) {
+        uint16_t h = rt::floatToHalf(scale);
+        scale = rt::halfToFloat(h);
+        w.scales.push_back((uint8_t)(h & 0xFF));
+        w.scales.push_back((uint8_t)(h >> 8));
+      } else {
+        uint8_t b[4];
+        std::memcpy(b, &scale, 4);
+        w.scales.insert(w.scales.end(), b, b + 4);
+      }
+      for (int64_t c = 0; c < group; ++c) {
+        int v = (int)std::lround(vals[(size_t)c] / scale);
+        v = std::max(-qmax, std::min(qmax, v));
+        size_t i = (size_t)(r * in + g * group + c);
+        q[i] = v;
+        w.dequant[i] = (float)v * scale;
+      }
+    }
+  }
+  if (bits == 8) {
+    for (int v : q)
+      w.data.push_back((uint8_t)(int8_t)v);
+  } else {
+    for (size_t i = 0; i < q.size(); i += 2)
+      w.data.push_back((uint8_t)((q[i] & 0xF) | ((q[i + 1] & 0xF) << 4)));
+  }
+  return w;
+}
+
+std::vector<float> randomVector(std::mt19937 &rng, size_t n) {
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto &x : v)
+    x = dist(rng);
+  return v;
+}
+
+void checkLinear(std::mt19937 &rng, int64_t rows, int64_t out, int64_t in, int bits,
+                 int64_t group, DType scalesDType, bool withBias) {
+  TestWeight w = makeWeight(rng, out, in, bits, group, scalesDType);
+  std::vector<float> x = randomVector(rng, (size_t)(rows * in));
+  std::vector<float> bias = randomVector(rng, (size_t)out);
+  std::vector<float> y((size_t)(rows * out), -1.0f);
+  rt::quantizedLinear(x.data(), rows, w.view(), withBias ? bias.data() : nullptr, y.data());
+  const double tol = 1e-5 * (double)in + 1e-5;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < out; ++o) {
+      double ref = withBias ? bias[(size_t)o] : 0.0;
+      for (int64_t c = 0; c < in; ++c)
+        ref += (double)x[(size_t)(r * in + c)] * w.dequant[(size_t)(o * in + c)];
+      ASSERT_NEAR(y[(size_t)(r * out + o)], ref, tol)
+          << "linear i" << bits << " group " << group << " x [" << rows << ", " << in
+          << "] weight [" << out << ", " << in << "] at [" << r << ", " << o << "] (tolerance "
+          << tol << ")";
+    }
+}
+
+/// A one-instruction program: `op` over a quantized constant at input
+/// `weightInput` and one f32/i64 method input at the other position.
+TProgram quantizedProgram(const TestWeight &w, const std::string &op, int weightInput,
+                          fb::DType otherDType) {
+  TProgram p;
+  p.segments.push_back(w.data);
+  p.segments.push_back(w.scales);
+  TMethod m;
+  TValue wv;
+  wv.name = "w";
+  wv.dtype = w.dtype == DType::Int8 ? fb::DType::Int8 : fb::DType::Int4;
+  wv.rank = 2;
+  wv.shape = {w.out, w.in};
+  wv.kind = fb::ValueKind::Constant;
+  wv.segment = 0;
+  wv.quantGroupSize = (int)w.group;
+  wv.scalesSegment = 1;
+  wv.scalesDType = w.scalesDType == DType::Float16 ? fb::DType::Float16 : fb::DType::Float32;
+  int wi = m.add(wv);
+  TValue xv;
+  xv.name = "x";
+  xv.dtype = otherDType;
+  xv.kind = fb::ValueKind::Input;
+  int xi = m.add(xv);
+  TValue yv;
+  yv.kind = fb::ValueKind::Output;
+  int yi = m.add(yv);
+  m.inputs = {xi};
+  m.outputs = {yi};
+  TInstr ins;
+  ins.op = op;
+  ins.inputs = weightInput == 0 ? std::vector<int>{wi, xi} : std::vector<int>{xi, wi};
+  ins.outputs = {yi};
+  m.instrs.push_back(ins);
+  p.methods.push_back(m);
+  return p;
+}
+
+std::string loadError(const TProgram &p) {
+  std::vector<uint8_t> bytes = p.build();
+  auto r = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+  return r.ok() ? std::string() : r.error().message();
+}
+
+} // namespace
+
+TEST(QuantizedKernels, Int8LinearMatchesDequantizedReference) {
+  std::mt19937 rng(1);
+  // In-features not divisible by 4 or 8, one beyond a 1024-wide span, and
+  // row counts below and above the 32-row block.
+  for (int64_t in : {1, 3, 5, 7, 13, 33, 100, 1031})
+    for (int64_t rows : {1, 5, 37})
+      checkLinear(rng, rows, 6, in, 8, in, DType::Float16, rows != 5);
+  checkLinear(rng, 3, 5, 77, 8, 77, DType::Float32, true);
+}
+
+TEST(QuantizedKernels, Int4LinearMatchesDequantizedReference) {
+  std::mt19937 rng(2);
+  for (int64_t group : {32, 64, 128})
+    for (int64_t in : {group, 3 * group, (int64_t)1152})
+      for (int64_t rows : {1, 4, 33})
+        checkLinear(rng, rows, 7, in, 4, group, DType::Float16, rows != 4);
+  checkLinear(rng, 2, 3, 96, 4, 32, DType::Float32, false);
+}
+
+TEST(QuantizedKernels, DequantizeSpanAcrossGroups) {
+  std::mt19937 rng(3);
+  TestWeight w = makeWeight(rng, 3, 192, 4, 64);
+  Tensor t = w.view();
+  // A span that starts and ends inside groups, and in the middle of a byte.
+  std::vector<float> got(101);
+  rt::dequantizeSpan(t, 2, 37, 101, got.data());
+  for (int64_t c = 0; c < 101; ++c)
+    ASSERT_EQ(got[(size_t)c], w.dequant[(size_t)(2 * 192 + 37 + c)])
+        << "dequantizeSpan i4 [3, 192] group 64, row 2, column " << 37 + c;
+}
+
+TEST(QuantizedKernels, LinearAndEmbeddingThroughAProgram) {
+  std::mt19937 rng(4);
+  for (int bits : {8, 4}) {
+    int64_t out = 10, in = bits == 8 ? 45 : 64, group = bits == 8 ? in : 32;
+    TestWeight w = makeWeight(rng, out, in, bits, group);
+    // linear: the weight borrowed from the file, never copied.
+    {
+      std::vector<uint8_t> bytes = quantizedProgram(w, "linear", 1, fb::DType::Float32).build();
+      auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+      ASSERT_TRUE(prog.ok()) << prog.error().message();
+      std::vector<float> x = randomVector(rng, (size_t)(2 * 3 * in));
+      auto y = (*prog)->run("forward", {f32({2, 3, in}, x)});
+      ASSERT_TRUE(y.ok()) << y.error().message();
+      const Tensor &t = (*y)[0];
+      ASSERT_EQ(t.dtype(), DType::Float32);
+      ASSERT_EQ(t.shape(), (Shape{2, 3, out})) << "linear i" << bits << " output " << t.shape().str();
+      for (int64_t r = 0; r < 6; ++r)
+        for (int64_t o = 0; o < out; ++o) {
+          double ref = 0;
+          for (int64_t c = 0; c < in; ++c)
+            ref += (double)x[(size_t)(r * in + c)] * w.dequant[(size_t)(o * in + c)];
+          ASSERT_NEAR(t.dataAs<float>()[r * out + o], ref, 1e-4)
+              << "linear i" << bits << " [" << out << ", " << in << "] at " << r << "," << o;
+        }
+    }
+    // embedding: each row dequantized exactly.
+    {
+      std::vector<uint8_t> bytes = quantizedProgram(w, "embedding", 0, fb::DType::Int64).build();
+      auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+      ASSERT_TRUE(prog.ok()) << prog.error().message();
+      std::vector<int64_t> ids = {3, 0, 9, 3};
+      auto y = (*prog)->run("forward", {i64({2, 2}, ids)});
+      ASSERT_TRUE(y.ok()) << y.error().message();
+      const Tensor &t = (*y)[0];
+      ASSERT_EQ(t.shape(), (Shape{2, 2, in}));
+      for (size_t i = 0; i < ids.size(); ++i)
+        for (int64_t c = 0; c < in; ++c)
+          ASSERT_EQ(t.dataAs<float>()[(int64_t)i * in + c],
+                    w.dequant[(size_t)(ids[i] * in + c)])
+              << "embedding i" << bits << " [" << out << ", " << in << "] token " << i
+              << " column " << c;
+      auto bad = (*prog)->run("forward", {i64({1}, {10})});
+      ASSERT_FALSE(bad.ok());
+      EXPECT_NE(bad.error().message().find("out of range"), std::string::npos)
+          << bad.error().message();
+    }
+  }
+}
+
+TEST(QuantizedKernels, MisuseIsALoadError) {
+  std::mt19937 rng(5);
+  TestWeight w = makeWeight(rng, 4, 32, 4, 32);
+  // A quantized weight as linear's *input* (position 0): not allowed.
+  TProgram p = quantizedProgram(w, "linear", 0, fb::DType::Float32);
+  std::string err = loadError(p);
+  EXPECT_NE(err.find("quantized weight"), std::string::npos) << err;
+  EXPECT_NE(err.find("does not take"), std::string::npos) << err;
+  // Fed to an op that never takes one.
+  p = quantizedProgram(w, "binary", 0, fb::DType::Float32);
+  p.methods[0].instrs[0].attrs = {attrStr("fn", "add")};
+  err = loadError(p);
+  EXPECT_NE(err.find("op 'binary' does not take"), std::string::npos) << err;
+}
+
+TEST(QuantizedKernels, ReaderRejectsBadQuantFields) {
+  std::mt19937 rng(6);
+  TestWeight w4 = makeWeight(rng, 4, 64, 4, 32);
+  TestWeight w8 = makeWeight(rng, 4, 24, 8, 24);
+  ASSERT_EQ(loadError(quantizedProgram(w4, "linear", 1, fb::DType::Float32)), "");
+  ASSERT_EQ(loadError(quantizedProgram(w8, "linear", 1, fb::DType::Float32)), "");
+
+  struct Case {
+    const char *what;
+    void (*mutate)(TProgram &);
+    const char *expected;
+  };
+  const Case cases[] = {
+      {"data one byte short", [](TProgram &p) { p.segments[0].pop_back(); },
+       "bytes of data but segment"},
+      {"scales one short", [](TProgram &p) { p.segments[1].resize(p.segments[1].size() - 2); },
+       "bytes of scales"},
+      {"group not dividing", [](TProgram &p) { p.methods[0].values[0].quantGroupSize = 48; },
+       "does not divide the in-features"},
+      {"zero group with scales", [](TProgram &p) { p.methods[0].values[0].quantGroupSize = 0; },
+       "quant_group_size 0"},
+      {"bad scales dtype", [](TProgram &p) { p.methods[0].values[0].scalesDType = fb::DType::Int64; },
+       "scales_dtype i64"},
+      {"scales segment out of range", [](TProgram &p) { p.methods[0].values[0].scalesSegment = 7; },
+       "scales_segment 7 is out of range"},
+      {"i4 without scales",
+       [](TProgram &p) {
+         auto &v = p.methods[0].values[0];
+         v.scalesSegment = -1;
+         v.quantGroupSize = 0;
+         v.scalesDType = fb::DType::Unknown;
+       },
+       "dtype i4 is only valid for a quantized constant"},
+      {"quantized f32", [](TProgram &p) { p.methods[0].values[0].dtype = fb::DType::Float32; },
+       "quantized constant has dtype f32"},
+      {"quantized 3-d",
+       [](TProgram &p) {
+         auto &v = p.methods[0].values[0];
+         v.rank = 3;
+         v.shape = {2, 2, 64};
+       },
+       "rank 3"},
+      {"quant fields on an input",
+       [](TProgram &p) {
+         auto &v = p.methods[0].values[1];
+         v.quantGroupSize = 32;
+         v.scalesSegment = 1;
+         v.scalesDType = fb::DType::Float16;
+       },
+       "not a constant"},
+  };
+  for (const Case &c : cases) {
+    TProgram p = quantizedProgram(w4, "linear", 1, fb::DType::Float32);
+    c.mutate(p);
+    std::string err = loadError(p);
+    EXPECT_NE(err.find(c.expected), std::string::npos)
+        << c.what << ": expected an error containing '" << c.expected << "', got '" << err << "'";
+  }
+  // int8: the data is out * in bytes.
+  TProgram p = quantizedProgram(w8, "linear", 1, fb::DType::Float32);
+  p.segments[0].push_back(0);
+  std::string err = loadError(p);
+  EXPECT_NE(err.find("quantized i8 [4, 24] needs 96 bytes of data"), std::string::npos) << err;
+}
