@@ -121,6 +121,19 @@ std::string getResultName(Operation *op) {
   }
 }
 
+/// The name a constant is shown under (`kiln inspect` groups constants by
+/// layer with it): its NameLoc, else the key of its resource blob, which the
+/// front end takes from the TorchScript value ("self.layers.0.mlp.w1.weight").
+std::string getConstantName(Operation *op) {
+  std::string name = getResultName(op);
+  if (!name.empty())
+    return name;
+  for (NamedAttribute attr : op->getAttrs())
+    if (auto resource = dyn_cast<DenseResourceElementsAttr>(attr.getValue()))
+      return resource.getRawHandle().getKey().str();
+  return "";
+}
+
 /// Lowers one function to one program method.
 class MethodLowering {
 public:
@@ -251,7 +264,7 @@ LogicalResult MethodLowering::lowerConstant(Operation *op) {
   }
 
   ValueSpec spec;
-  spec.name = getResultName(op);
+  spec.name = getConstantName(op);
   spec.dtype = *dtype;
   spec.kind = fb::ValueKind::Constant;
   spec.rank = static_cast<int32_t>(type.getRank());
@@ -300,7 +313,7 @@ LogicalResult MethodLowering::lowerQuantizedConstant(Operation *op) {
   if (failed(data) || failed(scales))
     return failure();
   ValueSpec spec;
-  spec.name = getResultName(op);
+  spec.name = getConstantName(op);
   spec.dtype = type.getBits() == 4 ? fb::DType::Int4 : fb::DType::Int8;
   spec.kind = fb::ValueKind::Constant;
   spec.rank = 2;

@@ -91,6 +91,36 @@ ValueDesc describeValue(const fb::Method *m, int32_t idx) {
   return d;
 }
 
+/// The layer a constant belongs to, from its name: the path up to the first
+/// numeric component ("self.layers.3.mlp.w1.weight" -> "layers.3"), else the
+/// module path without the parameter ("self.embed.weight" -> "embed").
+std::string layerOf(const std::string &name) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t dot = name.find('.', start);
+    if (dot == std::string::npos)
+      dot = name.size();
+    parts.push_back(name.substr(start, dot - start));
+    start = dot + 1;
+  }
+  if (!parts.empty() && parts[0] == "self")
+    parts.erase(parts.begin());
+  if (parts.empty() || (parts.size() == 1 && parts[0].empty()))
+    return "(unnamed)";
+  size_t end = parts.size() > 1 ? parts.size() - 1 : 1;
+  for (size_t i = 1; i < parts.size(); ++i)
+    if (!parts[i].empty() &&
+        parts[i].find_first_not_of("0123456789") == std::string::npos) {
+      end = i + 1;
+      break;
+    }
+  std::string layer;
+  for (size_t i = 0; i < end; ++i)
+    layer += (i ? "." : "") + parts[i];
+  return layer;
+}
+
 struct MethodDesc {
   std::string name;
   std::vector<ValueDesc> inputs, outputs;
@@ -163,6 +193,42 @@ int kilnInspectCommand(int argc, char **argv) {
     if (seen.insert({s->offset(), s->size()}).second)
       constantBytes += s->size();
   }
+  // Constant bytes by layer: each unique segment (data or scales) counts for
+  // the first constant that refers to it; layers in order of first appearance.
+  std::vector<std::pair<std::string, uint64_t>> layers;
+  {
+    std::set<std::pair<uint64_t, uint64_t>> counted;
+    std::map<std::string, size_t> layerIndex;
+    auto count = [&](const std::string &name, int32_t segment) {
+      if (segment < 0 || (uint32_t)segment >= nseg)
+        return;
+      const fb::Segment *s = p->segments()->Get((uint32_t)segment);
+      if (!counted.insert({s->offset(), s->size()}).second)
+        return;
+      std::string layer = layerOf(name);
+      auto it = layerIndex.find(layer);
+      if (it == layerIndex.end()) {
+        it = layerIndex.emplace(layer, layers.size()).first;
+        layers.push_back({layer, 0});
+      }
+      layers[it->second].second += s->size();
+    };
+    if (p->methods())
+      for (const fb::Method *m : *p->methods())
+        if (m->values())
+          for (const fb::Value *v : *m->values())
+            if (v->kind() == fb::ValueKind::Constant) {
+              std::string name = v->name() ? v->name()->str() : std::string();
+              count(name, v->segment());
+              count(name, v->scales_segment());
+            }
+  }
+  // Sections of the file: header, flatbuffer, unique constant bytes, and the
+  // rest (alignment padding between and inside the segment area).
+  uint64_t headerBytes = view.header.header_size;
+  uint64_t flatbufferBytes = view.header.flatbuffer_size;
+  uint64_t paddingBytes = size - headerBytes - flatbufferBytes - constantBytes;
+
   std::vector<MethodDesc> methods;
   if (p->methods()) {
     for (const fb::Method *m : *p->methods()) {
@@ -233,6 +299,14 @@ int kilnInspectCommand(int argc, char **argv) {
     o += "  \"flatbuffer_bytes\": " + std::to_string(view.header.flatbuffer_size) + ",\n";
     o += "  \"constant_bytes\": " + std::to_string(constantBytes) + ",\n";
     o += "  \"segments\": " + std::to_string(nseg) + ",\n";
+    o += "  \"sections\": {\"header\": " + std::to_string(headerBytes) +
+         ", \"flatbuffer\": " + std::to_string(flatbufferBytes) +
+         ", \"constants\": " + std::to_string(constantBytes) +
+         ", \"padding\": " + std::to_string(paddingBytes) + "},\n";
+    o += "  \"constant_bytes_by_layer\": {";
+    for (size_t i = 0; i < layers.size(); ++i)
+      o += (i ? ", " : "") + jsonString(layers[i].first) + ": " + std::to_string(layers[i].second);
+    o += "},\n";
     o += "  \"quantized_weights\": {";
     size_t qi = 0;
     for (const auto &q : quantized)
@@ -276,9 +350,19 @@ int kilnInspectCommand(int argc, char **argv) {
     std::printf("  file bytes:       %zu\n", size);
     std::printf("  flatbuffer bytes: %llu\n", (unsigned long long)view.header.flatbuffer_size);
     std::printf("  constant bytes:   %llu in %u segments\n", (unsigned long long)constantBytes, nseg);
+    std::printf("  sections:         header %llu, flatbuffer %llu, constants %llu, "
+                "alignment padding %llu\n",
+                (unsigned long long)headerBytes, (unsigned long long)flatbufferBytes,
+                (unsigned long long)constantBytes, (unsigned long long)paddingBytes);
     for (const auto &q : quantized)
       std::printf("  quantized weights: %s: %llu (%llu bytes with scales)\n", q.first.c_str(),
                   (unsigned long long)q.second.first, (unsigned long long)q.second.second);
+    if (!layers.empty()) {
+      std::printf("  constants by layer:\n");
+      for (const auto &layer : layers)
+        std::printf("    %-24s %12llu bytes\n", layer.first.c_str(),
+                    (unsigned long long)layer.second);
+    }
     for (const MethodDesc &m : methods) {
       std::printf("method %s: %llu instructions, %llu values\n", m.name.c_str(),
                   (unsigned long long)m.instructions, (unsigned long long)m.values);
