@@ -8,10 +8,6 @@
 namespace kiln {
 namespace rt {
 
-// matmul with transpose_b (kernels/Fused.cpp).
-Error parseMatmul(const AttrSet &a, OpAttrs *o);
-Error runMatmulTransposedB(const KernelCall &call);
-
 namespace {
 
 // y[r][o] = dot(x[r], w[o]) for 4 rows of x at once (the w row is loaded once
@@ -148,15 +144,34 @@ void matmul2d(const T *a, const T *b, T *c, int64_t n, int64_t k, int64_t m) {
   }
 }
 
+// c[n x m] = a[n x k] @ b[m x k]^T: every output element is one contiguous dot
+// product, summed in the order of the untransposed kernel (p ascending).
+template <typename T>
+void matmul2dTransposedB(const T *a, const T *b, T *c, int64_t n, int64_t k, int64_t m) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j) {
+      T sum = 0;
+      for (int64_t p = 0; p < k; ++p)
+        sum += a[i * k + p] * b[j * k + p];
+      c[i * m + j] = sum;
+    }
+}
+
+Error parseMatmul(const AttrSet &a, OpAttrs *o) {
+  return a.getBool("transpose_b", false, &o->transposeB);
+}
+
+// `transpose_b` (set by kiln-fuse) reads b [..., m, k] as [..., k, m].
 Error runMatmul(const KernelCall &call) {
-  if (call.attrs->transposeB)
-    return runMatmulTransposedB(call);
+  const bool transposeB = call.attrs->transposeB;
   const Tensor *a, *b;
   KILN_TRY(requireInput(call, 0, "a", &a));
   KILN_TRY(requireInput(call, 1, "b", &b));
   if (a->rank() == 0 || b->rank() == 0)
     return call.fail("both operands must have at least 1 dim, got " + a->describe() + " and " +
                      b->describe());
+  if (transposeB && b->rank() < 2)
+    return call.fail("transpose_b needs b of rank >= 2, got " + b->describe());
   if (a->dtype() == DType::Bool || b->dtype() == DType::Bool)
     return call.fail("matmul is not supported on bool tensors " + a->describe() + ", " +
                      b->describe());
@@ -168,11 +183,11 @@ Error runMatmul(const KernelCall &call) {
   if (bVec)
     sb = Shape{sb[0], 1};
   int64_t n = sa[sa.rank() - 2], k = sa[sa.rank() - 1];
-  int64_t k2 = sb[sb.rank() - 2], m = sb[sb.rank() - 1];
+  int64_t k2 = sb[sb.rank() - (transposeB ? 1 : 2)], m = sb[sb.rank() - (transposeB ? 2 : 1)];
   if (k != k2)
     return call.fail("shapes " + a->shape().str() + " and " + b->shape().str() +
-                     " cannot be multiplied (" + std::to_string(k) + " vs " + std::to_string(k2) +
-                     ")");
+                     (transposeB ? " (transposed)" : "") + " cannot be multiplied (" +
+                     std::to_string(k) + " vs " + std::to_string(k2) + ")");
   Shape batchA = Result<Shape>(Shape::make(sa.data(), (size_t)sa.rank() - 2)).take();
   Shape batchB = Result<Shape>(Shape::make(sb.data(), (size_t)sb.rank() - 2)).take();
   Shape batch;
@@ -197,7 +212,7 @@ Error runMatmul(const KernelCall &call) {
   Tensor &out = *call.out[0];
   Tensor *dst = rt == ct ? &out : &res;
   KILN_TRY(dst->allocate(ct, outShape));
-  if (dst->nbytes())
+  if (dst->nbytes() && !transposeB) // matmul2d accumulates into c
     std::memset(dst->mutableData(), 0, dst->nbytes());
   int64_t strides[2][kMaxRank];
   broadcastStrides(batchA, batch, strides[0]);
@@ -208,7 +223,11 @@ Error runMatmul(const KernelCall &call) {
     const T *pb = (*cb)->dataAs<T>();
     T *pc = dst->mutableDataAs<T>();
     forEachBroadcast<2>(batch, strides, [&](int64_t o, const std::array<int64_t, 2> &off) {
-      matmul2d<T>(pa + off[0] * n * k, pb + off[1] * k * m, pc + o * n * m, n, k, m);
+      if (transposeB)
+        matmul2dTransposedB<T>(pa + off[0] * n * k, pb + off[1] * k * m, pc + o * n * m, n, k,
+                               m);
+      else
+        matmul2d<T>(pa + off[0] * n * k, pb + off[1] * k * m, pc + o * n * m, n, k, m);
     });
     return 0;
   };
