@@ -11,6 +11,8 @@ PACKAGES=(
   pybind11-dev python3-pybind11
   libgtest-dev
   python3-pytest python3-numpy
+  libsentencepiece-dev sentencepiece python3-sentencepiece
+  libpcre2-dev nlohmann-json3-dev
 )
 
 missing=()
