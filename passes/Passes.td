@@ -43,8 +43,10 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::ModuleOp"> {
   let description = [{
     Plans the activation memory of each function (method) over its final op
     order, so it must run last. A value lives from its defining op to its last
-    use; function results live to the end (the return). Arguments and
-    constants are not in the arena. Only results with a fully static shape and
+    use; function results live to the end (the return). Arguments,
+    constants and program state (`kiln.state`, `kiln.cache_write`: they live
+    in the runtime's state buffers) are not in the arena, and state is never
+    overwritten by an in-place result. Only results with a fully static shape and
     a known element type are planned; the others (dynamic or unranked shapes,
     dtypes derived from a guessed argument dtype) are left to the runtime
     allocator and counted as "left dynamic".
@@ -65,7 +67,7 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::ModuleOp"> {
     up to 64 bytes and every offset is a multiple of 64.
 
     Records, on every op with a tensor result except constants (weights,
-    quantized ones too, stay in the program file),
+    quantized ones too, stay in the program file) and state ops,
     `kiln.arena_offsets = array<i64: ...>` (one entry per result, -1 = not
     planned) and, on each function,
     `kiln.arena_bytes` (the arena size), `kiln.arena_lower_bound_bytes` (the

@@ -97,9 +97,12 @@ InPlaceKind getInPlaceKind(Operation *op) {
 }
 
 /// Constants (also quantized weights, `kiln.qconstant`) live in the program
-/// file, not in the arena; so do results that are not tensors.
+/// file, not in the arena; so do results that are not tensors. Program state
+/// (`kiln.state`, and `kiln.cache_write`, whose result is the same state
+/// written in place) lives in the runtime's state buffers: never planned, and
+/// so never a donor for an in-place result either.
 bool holdsNoActivation(Operation &op) {
-  return op.getNumResults() == 0 || isa<ConstantOp>(op) ||
+  return op.getNumResults() == 0 || isa<ConstantOp>(op) || isa<StateOp, CacheWriteOp>(op) ||
          op.hasTrait<OpTrait::ConstantLike>() ||
          llvm::none_of(op.getResultTypes(), [](Type t) { return isa<TensorType>(t); });
 }

@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# The main job on a built-in default model: build Kiln, make a small seeded
-# Llama-style model with PyTorch, compile it, inspect it, run it, and compare
-# the result with PyTorch eager.
+# The main job on the built-in default model: build Kiln, export the demo
+# MobileLLM checkpoint (examples/mobilellm/demo-model, trained here on the
+# `fortunes` package) to one program file with `kiln export-hf --verify`
+# (prefill logits and greedy tokens checked against eager PyTorch), show what
+# is inside, and generate text from a prompt.
+#
+#   bash scripts/demo.sh [CHECKPOINT_DIR] [PROMPT]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="${KILN_BUILD_DIR:-$here/build}"
 work="${KILN_DEMO_DIR:-$build/demo}"
 kiln="$build/bin/kiln"
+checkpoint="${1:-$here/examples/mobilellm/demo-model}"
+prompt="${2:-The meaning of life is}"
 
 bash "$here/scripts/build.sh"
 mkdir -p "$work"
-/usr/bin/python3 "$here/examples/tiny_llama/make_model.py" "$work"
-"$kiln" compile "$work/tiny_llama.pt" -o "$work/tiny_llama.kiln"
-"$kiln" inspect "$work/tiny_llama.kiln"
-rm -rf "$work/out"
-"$kiln" run "$work/tiny_llama.kiln" --input "$work/input.npy" --output-dir "$work/out"
-/usr/bin/python3 "$here/examples/tiny_llama/compare.py" "$work/tiny_llama.pt" "$work/input.npy" "$work/out"
+program="$work/$(basename "$checkpoint").kiln"
+"$kiln" export-hf "$checkpoint" -o "$program" --verify --report "$work/export-report.json"
+"$kiln" inspect "$program"
+echo
+echo "demo: kiln generate $program --prompt \"$prompt\" -n 48"
+"$kiln" generate "$program" --prompt "$prompt" -n 48

@@ -137,6 +137,27 @@ bool staticBytes(const flatbuffers::Vector<int64_t> *shape, size_t elemSize, uin
   return true;
 }
 
+bool checkAssets(const fb::Program *p, std::string *error) {
+  const auto *assets = p->assets();
+  if (!assets)
+    return true;
+  uint32_t nsegments = p->segments() ? p->segments()->size() : 0;
+  std::unordered_set<std::string> names;
+  for (uint32_t i = 0; i < assets->size(); ++i) {
+    const fb::Asset *a = assets->Get(i);
+    std::string where = "asset " + str(i) + " (" + a->name()->str() + "): ";
+    if (a->name()->size() == 0)
+      return fail(error, "asset " + str(i) + ": empty name");
+    if (!names.insert(a->name()->str()).second)
+      return fail(error, where + "name is used twice");
+    if (a->segment() < 0 || (uint32_t)a->segment() >= nsegments)
+      return fail(error, where + "segment index " + strs(a->segment()) +
+                             " is out of range (the program has " + str(nsegments) +
+                             " segments)");
+  }
+  return true;
+}
+
 bool checkStates(const fb::Program *p, std::string *error) {
   const auto *states = p->states();
   if (!states)
@@ -463,6 +484,8 @@ bool readProgram(const void *data, size_t size, const ReadOptions &options,
   if (!checkSegments(view.program, h, view.segmentsBase, options, error))
     return false;
   if (!checkStates(view.program, error))
+    return false;
+  if (!checkAssets(view.program, error))
     return false;
   if (const auto *methods = view.program->methods()) {
     std::unordered_set<std::string> names;

@@ -142,6 +142,11 @@ int32_t ProgramWriter::addState(StateSpec state) {
   return static_cast<int32_t>(states.size() - 1);
 }
 
+void ProgramWriter::addAsset(const std::string &name, const void *data, size_t size) {
+  const uint8_t *bytes = static_cast<const uint8_t *>(data);
+  assets.emplace_back(name, addOwnedSegment(std::vector<uint8_t>(bytes, bytes + size)));
+}
+
 void ProgramWriter::setMetadata(const std::string &key, std::string value) {
   for (auto &entry : metadata) {
     if (entry.first == key) {
@@ -452,6 +457,16 @@ WriteResult ProgramWriter::validate() const {
   for (const auto &kv : metadata)
     if (kv.first.empty())
       return WriteResult::failure("metadata with an empty key");
+  std::set<std::string> assetNames;
+  for (const auto &asset : assets) {
+    if (asset.first.empty())
+      return WriteResult::failure("an asset has an empty name");
+    if (!assetNames.insert(asset.first).second)
+      return WriteResult::failure("duplicate asset name '" + asset.first + "'");
+    if (asset.second < 0 || static_cast<size_t>(asset.second) >= segments.size())
+      return WriteResult::failure("asset '" + asset.first + "': segment " +
+                                  std::to_string(asset.second) + " out of range");
+  }
   return WriteResult::success();
 }
 
@@ -640,8 +655,16 @@ WriteResult ProgramWriter::writeToFile(const std::string &path) const {
   }
   auto fbMetadataVec = fbb.CreateVector(fbMetadata);
 
+  std::vector<flatbuffers::Offset<fb::Asset>> fbAssets;
+  for (const auto &asset : assets)
+    fbAssets.push_back(fb::CreateAsset(fbb, fbb.CreateString(asset.first), asset.second));
+  // Absent (not an empty vector) without assets: older files read the same.
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Asset>>> fbAssetsVec;
+  if (!fbAssets.empty())
+    fbAssetsVec = fbb.CreateVector(fbAssets);
+
   auto program = fb::CreateProgram(fbb, kProgramFormatVersion, fbMethodsVec, fbSegmentsVec,
-                                   fbStatesVec, fbMetadataVec);
+                                   fbStatesVec, fbMetadataVec, fbAssetsVec);
   fbb.Finish(program, kProgramFileIdentifier);
 
   FileHeader header = makeFileHeader();

@@ -137,6 +137,10 @@ public:
   /// (keys keep the order in which they were first set).
   void setMetadata(const std::string &key, std::string value);
 
+  /// Adds a named byte blob (Program.assets): the bytes are copied into a
+  /// deduplicated segment. Names must be unique (checked on write).
+  void addAsset(const std::string &name, const void *data, size_t size);
+
   /// Bytes of one element of `dtype`, or 0 for Unknown / an invalid enum value.
   static size_t getDTypeSize(fb::DType dtype);
 
@@ -166,6 +170,7 @@ private:
   std::vector<MethodSpec> methods;
   std::vector<StateSpec> states;
   std::vector<std::pair<std::string, std::string>> metadata;
+  std::vector<std::pair<std::string, int32_t>> assets; // name, segment
 };
 
 } // namespace kiln

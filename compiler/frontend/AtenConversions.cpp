@@ -1930,11 +1930,32 @@ LogicalResult convertLen(GraphImporter &imp, jit::Node *node) {
 }
 
 LogicalResult convertGetAttr(GraphImporter &imp, jit::Node *node) {
-  std::string name = node->s(c10::attr::name);
-  return imp.emitUnsupported(
-      node, "module attribute '" + name +
-                "' is still read at run time after freezing (it is mutated by "
-                "a method, e.g. a KV cache); mutable state is not supported yet");
+  return imp.importGetAttr(node);
+}
+
+LogicalResult convertIndexCopyInPlace(GraphImporter &imp, jit::Node *node) {
+  return imp.importStateWrite(node);
+}
+
+/// kiln::cached_attention(q, k_cache, v_cache, start_pos, scale): the custom
+/// op of docs/llm.md (python/kiln/ops.py).
+LogicalResult convertCachedAttention(GraphImporter &imp, jit::Node *node) {
+  Value q = imp.getTensor(node->input(0));
+  Value k = imp.getTensor(node->input(1));
+  Value v = imp.getTensor(node->input(2));
+  Value start = imp.getTensor(node->input(3));
+  if (!q || !k || !v || !start)
+    return failure();
+  FailureOr<double> scale = imp.requireDouble(node, 4);
+  if (failed(scale))
+    return failure();
+  if (elementTypeOf(start) != imp.i64())
+    start = imp.castTo(start, imp.i64());
+  imp.mapValue(node->output(),
+               imp.create<kiln::CachedAttentionOp>(q.getType(), q, k, v, start,
+                                                   imp.getBuilder().getF64FloatAttr(*scale))
+                   .getResult());
+  return success();
 }
 
 } // namespace
@@ -1991,6 +2012,8 @@ const std::map<std::string, NodeConversion> &getNodeConversions() {
       {"prim::dtype", convertDtype},
       {"prim::device", convertDevice},
       {"prim::GetAttr", convertGetAttr},
+      {"aten::index_copy_", convertIndexCopyInPlace},
+      {"kiln::cached_attention", convertCachedAttention},
       // Elementwise.
       UNARY("aten::abs", "abs"),
       UNARY("aten::exp", "exp"),

@@ -7,7 +7,10 @@
 #include "mlir/IR/BuiltinAttributes.h"
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/TypeUtilities.h"
+#include "llvm/ADT/StringExtras.h"
 
+#include <ATen/Functions.h>
 #include <torch/csrc/jit/ir/constants.h>
 
 #include <sstream>
@@ -251,6 +254,10 @@ bool GraphImporter::isTensorValue(const jit::Value *value) {
 
 Value GraphImporter::getTensor(const jit::Value *value) {
   value = resolve(value);
+  // A value aliasing a program state reads its latest contents: later uses of
+  // the attribute (or of an index_copy_ result) see every write before them.
+  if (auto state = stateOf.find(value); state != stateOf.end())
+    return currentState[state->second];
   auto it = values.find(value);
   if (it != values.end())
     return it->second;
@@ -561,6 +568,9 @@ LogicalResult GraphImporter::importMethod(llvm::StringRef name, jit::Graph &grap
   scalarConstants.clear();
   poisoned.clear();
   guessedElementTypes.clear();
+  stateOf.clear();
+  currentState.clear();
+  submodulePaths.clear();
 
   // The module itself (`self`) is the first input of a method graph.
   llvm::SmallVector<const jit::Value *> inputs;
@@ -685,9 +695,16 @@ LogicalResult GraphImporter::importNode(jit::Node *node) {
 
   const std::string kind = node->kind().toQualString();
   LogicalResult result = failure();
+  const std::string *writtenState =
+      node->inputs().empty() ? nullptr : getStateName(node->input(0));
   if (!node->blocks().empty()) {
     result = emitUnsupported(node, "control flow is not supported; trace the "
                                    "model, or make the condition a constant");
+  } else if (writtenState && kind != "aten::index_copy_" &&
+             llvm::StringRef(kind).ends_with("_") && !llvm::StringRef(kind).ends_with("__")) {
+    result = emitUnsupported(node, "in-place operator on the program state '" + *writtenState +
+                                       "' (a mutated module buffer); only index_copy_ (a "
+                                       "KV-cache write, docs/llm.md) may change a state");
   } else {
     const auto &conversions = getNodeConversions();
     auto it = conversions.find(kind);
@@ -706,7 +723,8 @@ LogicalResult GraphImporter::importNode(jit::Node *node) {
       continue;
     const jit::Value *target = resolve(output);
     if (!values.count(target) && !lists.count(target) &&
-        !constantOverrides.count(target) && target == output &&
+        !constantOverrides.count(target) && !stateOf.count(target) &&
+        !submodulePaths.count(target) && target == output &&
         !(kind == "prim::ListConstruct" || kind == "prim::TupleConstruct")) {
       emitError() << "internal error: " << kind << " produced no value for %"
                   << output->debugName();
@@ -714,6 +732,98 @@ LogicalResult GraphImporter::importNode(jit::Node *node) {
       return failure();
     }
   }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Program state
+//===----------------------------------------------------------------------===//
+
+const std::string *GraphImporter::getStateName(const jit::Value *value) {
+  auto it = stateOf.find(resolve(value));
+  return it == stateOf.end() ? nullptr : &it->second;
+}
+
+LogicalResult GraphImporter::importGetAttr(jit::Node *node) {
+  std::string name = node->s(c10::attr::name);
+  const jit::Value *object = resolve(node->input(0));
+  std::vector<std::string> path;
+  if (auto it = submodulePaths.find(object); it != submodulePaths.end()) {
+    path = it->second;
+  } else if (object->node()->kind() != c10::prim::Param) {
+    return emitUnsupported(node, "attribute '" + name + "' of a value that is not the module "
+                                 "or one of its submodules");
+  }
+  path.push_back(name);
+  std::string joined = llvm::join(path, ".");
+  const jit::Value *output = node->output();
+  if (output->type()->kind() == c10::TypeKind::ClassType) {
+    submodulePaths[output] = path;
+    return success();
+  }
+  if (!frozen)
+    return emitUnsupported(node, "module attribute '" + joined + "' is read at run time");
+  c10::IValue attribute;
+  try {
+    jit::Module owner = *frozen;
+    for (size_t i = 0; i + 1 < path.size(); ++i)
+      owner = owner.attr(path[i]).toModule();
+    attribute = owner.attr(path.back());
+  } catch (const std::exception &error) {
+    emitError() << "cannot read module attribute '" << joined << "': " << error.what();
+    return failure();
+  }
+  if (!attribute.isTensor())
+    return emitUnsupported(node, "module attribute '" + joined + "' is still read at run "
+                                 "time after freezing and is not a tensor (" +
+                                 attribute.tagKind() + "); only mutated tensor buffers "
+                                 "(KV caches) can be program state");
+  at::Tensor tensor = attribute.toTensor();
+  Type elementType = getElementType(getContext(), tensor.scalar_type());
+  if (!elementType) {
+    emitError() << "program state '" << joined << "' (a mutated module buffer) has dtype "
+                << c10::toString(tensor.scalar_type()) << ", which Kiln does not support";
+    return failure();
+  }
+  if (tensor.numel() > 0 && at::count_nonzero(tensor).item<int64_t>() != 0) {
+    emitError() << "program state '" << joined << "' (a mutated module buffer) has a nonzero "
+                << "value in the archive; program state starts at zero, so zero the "
+                   "buffer before saving (tracing runs the methods, which write it)";
+    return failure();
+  }
+  stateOf[output] = joined;
+  if (!currentState.count(joined)) {
+    auto type = RankedTensorType::get(llvm::ArrayRef<int64_t>(tensor.sizes().vec()),
+                                      elementType);
+    Location loc = NameLoc::get(builder.getStringAttr(joined), currentLoc);
+    currentState[joined] =
+        builder.create<kiln::StateOp>(loc, type, builder.getStringAttr(joined)).getResult();
+  }
+  return success();
+}
+
+LogicalResult GraphImporter::importStateWrite(jit::Node *node) {
+  const std::string *state = getStateName(node->input(0));
+  if (!state)
+    return emitUnsupported(node, "index_copy_ on a tensor that is not program state (a "
+                                 "mutated module buffer)");
+  std::string name = *state;
+  FailureOr<int64_t> dim = requireInt(node, 1);
+  if (failed(dim))
+    return failure();
+  Value positions = getTensor(node->input(2));
+  Value rows = getTensor(node->input(3));
+  if (!positions || !rows)
+    return failure();
+  Value current = currentState[name];
+  auto stateType = cast<RankedTensorType>(current.getType());
+  if (getElementTypeOrSelf(rows.getType()) != stateType.getElementType())
+    rows = castTo(rows, stateType.getElementType());
+  Value written = create<kiln::CacheWriteOp>(stateType, current, positions, rows,
+                                             builder.getI64IntegerAttr(*dim))
+                      .getResult();
+  currentState[name] = written;
+  stateOf[node->output()] = name;
   return success();
 }
 

@@ -30,6 +30,7 @@
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/SmallVector.h"
 
+#include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <map>
@@ -59,6 +60,22 @@ public:
   /// dtypes; without, they are unranked with guessed dtypes.
   mlir::LogicalResult importMethod(llvm::StringRef name, torch::jit::Graph &graph,
                                    const std::vector<TensorInputSpec> *inputSpecs = nullptr);
+
+  /// The frozen module whose methods are imported: module attributes that
+  /// survived freezing (mutated buffers such as KV caches) are read from it
+  /// to declare program states. Without it, such attributes are an error.
+  void setModule(const torch::jit::Module *frozenModule) { frozen = frozenModule; }
+
+  /// prim::GetAttr: a submodule on the path to an attribute, or a tensor
+  /// attribute that becomes the program state named by its path
+  /// ("layers.0.k_cache"): `kiln.state`, read once per method and then
+  /// threaded through the writes.
+  mlir::LogicalResult importGetAttr(torch::jit::Node *node);
+  /// aten::index_copy_(state, dim, positions, values): `kiln.cache_write`;
+  /// every later use of any TorchScript value aliasing the state sees it.
+  mlir::LogicalResult importStateWrite(torch::jit::Node *node);
+  /// The program state that `value` aliases, or null.
+  const std::string *getStateName(const torch::jit::Value *value);
 
   //===--------------------------------------------------------------------===//
   // Helpers for the conversions
@@ -199,6 +216,13 @@ private:
   /// Values whose element type is a guess (see hasGuessedElementType).
   llvm::DenseSet<mlir::Value> guessedElementTypes;
   void noteGuessedElementTypes(mlir::Operation *op);
+  // Program state (KV caches): the frozen module, the state each TorchScript
+  // value aliases, the current MLIR value of each state in this method, and
+  // the attribute path of each submodule value.
+  const torch::jit::Module *frozen = nullptr;
+  llvm::DenseMap<const torch::jit::Value *, std::string> stateOf;
+  std::map<std::string, mlir::Value> currentState;
+  llvm::DenseMap<const torch::jit::Value *, std::vector<std::string>> submodulePaths;
   // (operator, location) pairs already reported as unsupported.
   std::set<std::string> reportedUnsupported;
 };

@@ -25,6 +25,8 @@
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/library.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/lower_tuples.h>
 #include <torch/csrc/jit/passes/peephole.h>
@@ -50,6 +52,28 @@ std::string summarize(const std::exception &error) {
   if (const auto *c10Error = dynamic_cast<const c10::Error *>(&error))
     return c10Error->what_without_backtrace();
   return error.what();
+}
+
+/// The schema of the custom op of docs/llm.md (python/kiln/ops.py defines the
+/// same one for PyTorch).
+constexpr const char *kCachedAttentionSchema =
+    "cached_attention(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, "
+    "float scale) -> Tensor";
+
+/// Makes `kiln::cached_attention` known to the dispatcher (and so to
+/// torch::jit::load) unless it is already, e.g. by python/kiln/ops.py in the
+/// same process. A static TORCH_LIBRARY would clash with that registration;
+/// this one only defines the schema (the front end never runs the op), and the
+/// Library object stays alive for the rest of the process.
+void registerKilnTorchOps() {
+  static std::unique_ptr<torch::Library> library;
+  if (library)
+    return;
+  if (c10::Dispatcher::singleton().findSchema({"kiln::cached_attention", ""}).has_value())
+    return;
+  library = std::make_unique<torch::Library>(torch::Library::DEF, "kiln", c10::nullopt,
+                                             __FILE__, __LINE__);
+  library->def(kCachedAttentionSchema);
 }
 
 /// Prepares a frozen method graph for import: calls inlined, in-place ops on
@@ -210,6 +234,7 @@ OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef pa
   MethodInputSpecs inputSpecs;
   std::map<std::string, std::string> inputSpecsOrigin;
   try {
+    registerKilnTorchOps();
     jit::ExtraFilesMap extraFiles;
     if (options.readArchiveInputSpecs)
       extraFiles[kInputSpecsExtraFile] = "";
@@ -256,6 +281,7 @@ OwningOpRef<ModuleOp> importTorchScript(MLIRContext &context, llvm::StringRef pa
   OwningOpRef<ModuleOp> module = ModuleOp::create(fileLoc);
   frontend::TensorConstantImporter constants(&context);
   frontend::GraphImporter importer(*module, constants, path);
+  importer.setModule(&frozen);
   bool hadError = false;
   for (const std::string &name : methods) {
     std::shared_ptr<jit::Graph> graph;

@@ -1457,3 +1457,112 @@ LogicalResult AttentionOp::verify() {
   return verifyResultShape(*this, getResult().getType(),
                            {batch, q[1], q[2], v[3]});
 }
+
+//===----------------------------------------------------------------------===//
+// Program state
+//===----------------------------------------------------------------------===//
+
+LogicalResult StateOp::verify() {
+  if (getName().empty())
+    return emitOpError("'name' must not be empty");
+  if (isa<QWeightType>(getResult().getType()))
+    return emitOpError("a state cannot be a quantized weight");
+  return success();
+}
+
+LogicalResult CacheWriteOp::verify() {
+  Operation *def = getState().getDefiningOp();
+  if (!def || !isa<StateOp, CacheWriteOp>(def))
+    return emitOpError("'state' must be the result of kiln.state or kiln.cache_write");
+  if (getState().getType() != getResult().getType())
+    return emitOpError() << "result type " << getResult().getType()
+                         << " differs from the state type " << getState().getType();
+  if (!isIndexElement(getPositions().getType()))
+    return emitOpError() << "'positions' must have an integer element type, got "
+                         << getElementTypeOrSelf(getPositions().getType());
+  if (getElementTypeOrSelf(getValues().getType()) !=
+      getElementTypeOrSelf(getState().getType()))
+    return emitOpError() << "'values' element type "
+                         << getElementTypeOrSelf(getValues().getType())
+                         << " differs from the state's "
+                         << getElementTypeOrSelf(getState().getType());
+  ArrayRef<int64_t> state = cast<RankedTensorType>(getState().getType()).getShape();
+  FailureOr<int64_t> dim = normalizeDim(*this, "dim", getDim(), state.size());
+  if (failed(dim))
+    return failure();
+  std::optional<SmallVector<int64_t>> positions = knownShape(getPositions().getType());
+  if (positions && positions->size() != 1)
+    return emitOpError() << "'positions' must be 1-d, got rank " << positions->size();
+  std::optional<SmallVector<int64_t>> values = knownShape(getValues().getType());
+  if (!values)
+    return success();
+  if (values->size() != state.size())
+    return emitOpError() << "'values' has rank " << values->size() << ", the state "
+                         << state.size();
+  for (size_t i = 0; i < state.size(); ++i) {
+    if ((int64_t)i == *dim || ShapedType::isDynamic((*values)[i]))
+      continue;
+    if ((*values)[i] != state[i])
+      return emitOpError() << "'values' shape " << formatShape(*values)
+                           << " differs from the state shape " << formatShape(state)
+                           << " outside dim " << *dim;
+  }
+  int64_t n = (*values)[*dim];
+  if (positions && !ShapedType::isDynamic((*positions)[0]) && !ShapedType::isDynamic(n) &&
+      (*positions)[0] != n)
+    return emitOpError() << (*positions)[0] << " positions for " << n
+                         << " rows of 'values' along dim " << *dim;
+  if (!ShapedType::isDynamic(n) && n > state[*dim])
+    return emitOpError() << n << " rows do not fit in the state's " << state[*dim]
+                         << " along dim " << *dim;
+  return success();
+}
+
+LogicalResult CachedAttentionOp::verify() {
+  SmallVector<Value> operands = {getQ(), getKCache(), getVCache()};
+  if (failed(verifySameFloatElementTypes(*this, operands, {"q", "k_cache", "v_cache"})))
+    return failure();
+  if (getScale().isNaN())
+    return emitOpError("'scale' must be a number");
+  if (getElementTypeOrSelf(getStartPos().getType()) != IntegerType::get(getContext(), 64))
+    return emitOpError() << "'start_pos' must be i64, got "
+                         << getElementTypeOrSelf(getStartPos().getType());
+  if (std::optional<SmallVector<int64_t>> s = knownShape(getStartPos().getType()))
+    if (s->size() != 1 || (!ShapedType::isDynamic((*s)[0]) && (*s)[0] != 1))
+      return emitOpError() << "'start_pos' must have shape [1], got " << formatShape(*s);
+  if (failed(verifyElementType(*this, "result", getResult().getType(),
+                               getElementTypeOrSelf(getQ().getType()), "same as q")))
+    return failure();
+  StringRef names[] = {"q", "k_cache", "v_cache"};
+  SmallVector<SmallVector<int64_t>> shapes;
+  for (auto [operand, name] : llvm::zip(operands, names)) {
+    std::optional<SmallVector<int64_t>> shape = knownShape(operand.getType());
+    if (!shape)
+      continue;
+    if (shape->size() != 4)
+      return emitOpError() << "'" << name << "' must be 4-d, got rank " << shape->size();
+    shapes.push_back(*shape);
+  }
+  if (failed(verifyResultRank(*this, getResult().getType(), 4)))
+    return failure();
+  if (std::optional<SmallVector<int64_t>> q = knownShape(getQ().getType()))
+    if (failed(verifyResultShape(*this, getResult().getType(), *q)))
+      return failure();
+  if (shapes.size() != 3)
+    return success();
+  ArrayRef<int64_t> q = shapes[0], k = shapes[1], v = shapes[2];
+  if (failed(verifyCompatibleShape(k, v)))
+    return emitOpError() << "k_cache and v_cache shapes differ: " << formatShape(k)
+                         << " and " << formatShape(v);
+  if (failed(verifyCompatibleShape({q[0], q[3]}, {k[0], k[3]})))
+    return emitOpError() << "q " << formatShape(q) << " and the caches " << formatShape(k)
+                         << " differ in batch or head dim";
+  auto known = [](int64_t d) { return !ShapedType::isDynamic(d); };
+  if (known(q[1]) && known(k[1]) && (k[1] == 0 || q[1] % k[1] != 0))
+    return emitOpError() << "query heads " << q[1] << " are not a multiple of the kv heads "
+                         << k[1];
+  if (known(q[2]) && known(k[2]) && q[2] > k[2])
+    return emitOpError() << q[2] << " queries do not fit in a cache of " << k[2]
+                         << " positions";
+  return success();
+}

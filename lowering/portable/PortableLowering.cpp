@@ -134,10 +134,18 @@ std::string getConstantName(Operation *op) {
   return "";
 }
 
+/// Program-level states (`kiln.state`), shared by every method by name.
+struct ProgramStates {
+  llvm::StringMap<int32_t> index; // name -> Program.states index
+  llvm::StringMap<RankedTensorType> type;
+  std::vector<std::string> names; // by index
+};
+
 /// Lowers one function to one program method.
 class MethodLowering {
 public:
-  MethodLowering(func::FuncOp func, ProgramWriter &writer) : func(func), writer(writer) {}
+  MethodLowering(func::FuncOp func, ProgramWriter &writer, ProgramStates &states)
+      : func(func), writer(writer), states(states) {}
 
   LogicalResult lower();
 
@@ -152,6 +160,13 @@ private:
   FailureOr<int32_t> addElementsSegment(Operation *op, ElementsAttr elements,
                                         size_t elemSize);
   LogicalResult lowerInstruction(Operation *op);
+  /// kiln.state: the method's State value of that name (declared once per
+  /// program; every method and every read of one name share it).
+  LogicalResult lowerState(kiln::StateOp op);
+  /// Checks that `operand`, when it is a state, is its latest contents: the
+  /// runtime holds one buffer per state, so a read of the value from before a
+  /// kiln.cache_write placed after that write would see the new contents.
+  LogicalResult checkStateOrder(Operation *user, Value operand);
   LogicalResult lowerReturn(func::ReturnOp op);
   LogicalResult convertAttribute(Operation *op, NamedAttribute attr,
                                  std::vector<AttrSpec> &attrs);
@@ -159,9 +174,71 @@ private:
 
   func::FuncOp func;
   ProgramWriter &writer;
+  ProgramStates &states;
   MethodSpec method;
   llvm::DenseMap<Value, int32_t> valueIndex;
+  /// Per state (program index): this method's State value, and the SSA values
+  /// that hold its current contents (kiln.state reads and the latest write).
+  llvm::DenseMap<int32_t, int32_t> stateValue;
+  llvm::DenseMap<Value, int32_t> stateOfValue;
+  llvm::DenseMap<int32_t, llvm::SmallVector<Value>> currentStateValues;
 };
+
+LogicalResult MethodLowering::lowerState(kiln::StateOp op) {
+  llvm::StringRef name = op.getName();
+  auto type = cast<RankedTensorType>(op.getResult().getType());
+  std::optional<fb::DType> dtype = getDType(type.getElementType());
+  if (!dtype)
+    return op.emitError() << "cannot lower state '" << name << "': element type "
+                          << type.getElementType() << " has no program dtype";
+  auto known = states.type.find(name);
+  if (known != states.type.end() && known->second != type)
+    return op.emitError() << "state '" << name << "' has type " << type
+                          << " here but " << known->second
+                          << " elsewhere in the module (one state, one type)";
+  if (known == states.type.end()) {
+    StateSpec spec;
+    spec.name = name.str();
+    spec.dtype = *dtype;
+    spec.shape.assign(type.getShape().begin(), type.getShape().end());
+    states.index[name] = writer.addState(std::move(spec));
+    states.type[name] = type;
+    states.names.push_back(name.str());
+  }
+  int32_t stateIndex = states.index[name];
+  auto existing = stateValue.find(stateIndex);
+  int32_t index;
+  if (existing != stateValue.end()) {
+    index = existing->second;
+  } else {
+    ValueSpec spec;
+    spec.name = name.str();
+    spec.dtype = *dtype;
+    spec.kind = fb::ValueKind::State;
+    spec.rank = static_cast<int32_t>(type.getRank());
+    spec.shape.assign(type.getShape().begin(), type.getShape().end());
+    spec.state = stateIndex;
+    index = method.addValue(std::move(spec));
+    stateValue[stateIndex] = index;
+  }
+  valueIndex[op.getResult()] = index;
+  stateOfValue[op.getResult()] = stateIndex;
+  // A read sees every earlier write, so it is as current as the latest write.
+  currentStateValues[stateIndex].push_back(op.getResult());
+  return success();
+}
+
+LogicalResult MethodLowering::checkStateOrder(Operation *user, Value operand) {
+  auto it = stateOfValue.find(operand);
+  if (it == stateOfValue.end())
+    return success();
+  if (llvm::is_contained(currentStateValues[it->second], operand))
+    return success();
+  return user->emitError() << "cannot lower '" << user->getName()
+                           << "': it reads state '" << states.names[it->second]
+                           << "' as it was before a later kiln.cache_write (the runtime "
+                              "updates a state in place; use the write's result)";
+}
 
 FailureOr<int32_t> MethodLowering::addValue(Type type, fb::ValueKind kind, std::string name,
                                             Location loc, llvm::StringRef what) {
@@ -415,6 +492,31 @@ LogicalResult MethodLowering::convertAttribute(Operation *op, NamedAttribute nam
 }
 
 LogicalResult MethodLowering::lowerInstruction(Operation *op) {
+  for (Value operand : op->getOperands())
+    if (failed(checkStateOrder(op, operand)))
+      return failure();
+  if (auto write = dyn_cast<kiln::CacheWriteOp>(op)) {
+    // The result is the same State value, written in place; from here on only
+    // it holds the state's current contents.
+    int32_t stateIndex = stateOfValue.lookup(write.getState());
+    InstructionSpec inst;
+    inst.op = op->getName().stripDialect().str();
+    inst.loc = getSourceLineString(op->getLoc());
+    for (Value operand : op->getOperands()) {
+      FailureOr<int32_t> index = getIndex(op, operand);
+      if (failed(index))
+        return failure();
+      inst.inputs.push_back(*index);
+    }
+    inst.attrs.push_back(AttrSpec::makeInt("dim", static_cast<int64_t>(write.getDim())));
+    int32_t stateValueIndex = valueIndex.lookup(write.getState());
+    inst.outputs.push_back(stateValueIndex);
+    valueIndex[write.getResult()] = stateValueIndex;
+    stateOfValue[write.getResult()] = stateIndex;
+    currentStateValues[stateIndex] = {write.getResult()};
+    method.instructions.push_back(std::move(inst));
+    return success();
+  }
   InstructionSpec inst;
   inst.op = op->getName().stripDialect().str();
   inst.loc = getSourceLineString(op->getLoc());
@@ -498,6 +600,8 @@ LogicalResult MethodLowering::lowerInstruction(Operation *op) {
 
 LogicalResult MethodLowering::lowerReturn(func::ReturnOp op) {
   for (Value operand : op.getOperands()) {
+    if (failed(checkStateOrder(op, operand)))
+      return failure();
     FailureOr<int32_t> index = getIndex(op, operand);
     if (failed(index))
       return failure();
@@ -572,6 +676,11 @@ LogicalResult MethodLowering::lower() {
     if (op.getNumRegions() != 0)
       return op.emitError() << "cannot lower '" << op.getName()
                             << "' to the portable program: ops with regions are not supported";
+    if (auto state = dyn_cast<kiln::StateOp>(op)) {
+      if (failed(lowerState(state)))
+        return failure();
+      continue;
+    }
     LogicalResult result = op.getName().stripDialect() == "constant" ? lowerConstant(&op)
                            : op.getName().stripDialect() == "qconstant"
                                ? lowerQuantizedConstant(&op)
@@ -595,11 +704,12 @@ std::string getSourceLineString(Location loc) {
 LogicalResult writePortableProgram(ModuleOp module, llvm::StringRef outputPath,
                                    const ProgramOptions &options) {
   ProgramWriter writer;
+  ProgramStates states;
   bool lowered = false;
   for (func::FuncOp func : module.getOps<func::FuncOp>()) {
     if (!func.isPublic())
       continue;
-    if (failed(MethodLowering(func, writer).lower()))
+    if (failed(MethodLowering(func, writer, states).lower()))
       return failure();
     lowered = true;
   }
@@ -609,6 +719,8 @@ LogicalResult writePortableProgram(ModuleOp module, llvm::StringRef outputPath,
   writer.setMetadata("producer", std::string("kiln ") + KILN_VERSION_STRING);
   for (const auto &kv : options.metadata)
     writer.setMetadata(kv.first, kv.second);
+  for (const auto &asset : options.assets)
+    writer.addAsset(asset.first, asset.second.data(), asset.second.size());
 
   WriteResult result = writer.writeToFile(outputPath.str());
   if (!result.ok())

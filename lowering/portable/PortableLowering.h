@@ -8,6 +8,7 @@
 #include "mlir/Support/LogicalResult.h"
 #include "llvm/ADT/StringRef.h"
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,6 +19,8 @@ struct ProgramOptions {
   /// Extra key/value pairs stored in Program.metadata after "producer"
   /// (a repeated key replaces the earlier value).
   std::vector<std::pair<std::string, std::string>> metadata;
+  /// Named byte blobs stored in Program.assets (as deduplicated segments).
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> assets;
 };
 
 /// Lowers every public func.func in `module` (containing only kiln ops and

@@ -215,6 +215,12 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
     }
   }
 
+  if (const auto *metadata = prog->metadata())
+    for (uint32_t i = 0; i < metadata->size(); ++i) {
+      const fb::KeyValue *kv = metadata->Get(i);
+      p->metadata_.emplace_back(kv->key()->str(), kv->value() ? kv->value()->str() : "");
+    }
+
   if (const auto *methods = prog->methods()) {
     for (uint32_t mi = 0; mi < methods->size(); ++mi) {
       const fb::Method *m = methods->Get(mi);
@@ -379,6 +385,55 @@ const Tensor *Program::state(const std::string &name) const {
     if (stateNames_[i] == name)
       return &states_[i];
   return nullptr;
+}
+
+std::vector<std::string> Program::stateNames() const { return stateNames_; }
+
+Error Program::resetState() {
+  for (Tensor &t : states_)
+    if (t.numel() > 0) {
+      void *data = t.mutableData();
+      if (!data)
+        return invalidProgram("a state buffer is not writable");
+      std::memset(data, 0, t.nbytes());
+    }
+  return Error::success();
+}
+
+const std::string *Program::metadata(const std::string &key) const {
+  for (const auto &kv : metadata_)
+    if (kv.first == key)
+      return &kv.second;
+  return nullptr;
+}
+
+std::vector<std::pair<std::string, std::string>> Program::metadataEntries() const {
+  return metadata_;
+}
+
+std::vector<std::string> Program::assetNames() const {
+  std::vector<std::string> names;
+  if (const auto *assets = view_.program->assets())
+    for (uint32_t i = 0; i < assets->size(); ++i)
+      names.push_back(assets->Get(i)->name()->str());
+  return names;
+}
+
+Result<std::pair<const uint8_t *, size_t>> Program::asset(const std::string &name) const {
+  if (const auto *assets = view_.program->assets())
+    for (uint32_t i = 0; i < assets->size(); ++i) {
+      const fb::Asset *a = assets->Get(i);
+      if (a->name()->str() != name)
+        continue;
+      // The reader verified the segment index and the segment bounds.
+      uint32_t segment = (uint32_t)a->segment();
+      return std::make_pair(view_.segmentData(segment), (size_t)view_.segmentSize(segment));
+    }
+  std::string names;
+  for (const std::string &n : assetNames())
+    names += (names.empty() ? "" : ", ") + n;
+  return invalidArgument("the program has no asset '" + name + "' (assets: " +
+                         (names.empty() ? "none" : names) + ")");
 }
 
 Result<std::vector<Tensor>> Program::run(const std::string &method,

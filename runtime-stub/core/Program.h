@@ -7,8 +7,10 @@
 #include "runtime-stub/core/Tensor.h"
 #include "serializer/ProgramReader.h"
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kiln {
@@ -81,6 +83,23 @@ public:
   const ProgramView &view() const { return view_; }
   /// Program-level mutable state by name (zero at load), or null.
   const Tensor *state(const std::string &name) const;
+  /// Names of the program-level states (KV caches), in file order.
+  std::vector<std::string> stateNames() const;
+  /// Sets every state to zero (as at load), e.g. before a new generation.
+  /// Methods update states in place; run() copies a state only when a method
+  /// returns it as an output.
+  Error resetState();
+
+  /// Program.metadata value of `key`, or null when the program has no such key.
+  const std::string *metadata(const std::string &key) const;
+  /// All metadata (key, value) pairs, in file order.
+  std::vector<std::pair<std::string, std::string>> metadataEntries() const;
+  /// The bytes of the named asset (Program.assets, e.g. "tokenizer"): a view
+  /// into the program file, valid while the Program lives. An InvalidArgument
+  /// error naming the available assets when there is none of that name.
+  Result<std::pair<const uint8_t *, size_t>> asset(const std::string &name) const;
+  /// Names of the assets, in file order.
+  std::vector<std::string> assetNames() const;
 
 private:
   Program() = default;
@@ -97,6 +116,7 @@ private:
   ProgramView view_;
   std::vector<std::string> stateNames_;
   std::vector<Tensor> states_;
+  std::vector<std::pair<std::string, std::string>> metadata_;
   std::vector<std::unique_ptr<MethodPlan>> methods_;
 };
 

@@ -16,6 +16,8 @@ extern const KernelDef kConstantKernel, kUnaryKernel, kBinaryKernel, kCompareKer
     kShapeOfKernel, kCopyKernel;
 // Fused ops (kernels/Fused.cpp), formed by kiln-fuse.
 extern const KernelDef kSwigluKernel, kRopeKernel, kAttentionKernel;
+// KV-cache ops (kernels/Cache.cpp), docs/llm.md.
+extern const KernelDef kCacheWriteKernel, kCachedAttentionKernel;
 
 const std::vector<const KernelDef *> &allKernels() {
   static const std::vector<const KernelDef *> kAll = {
@@ -27,7 +29,8 @@ const std::vector<const KernelDef *> &allKernels() {
       &kSelectKernel, &kSplitKernel, &kConcatKernel, &kStackKernel,
       &kRepeatInterleaveKernel, &kRepeatKernel, &kTriangularKernel, &kArangeKernel,
       &kFullKernel, &kFullLikeKernel, &kDimSizeKernel, &kShapeOfKernel, &kCopyKernel,
-      &kSwigluKernel, &kRopeKernel, &kAttentionKernel};
+      &kSwigluKernel, &kRopeKernel, &kAttentionKernel, &kCacheWriteKernel,
+      &kCachedAttentionKernel};
   return kAll;
 }
 

@@ -66,6 +66,13 @@ public:
   int vocabSize() const;
   const std::vector<int32_t> &eosIds() const;
   Program &program();
+
+  ~LlmRunner();
+
+private:
+  struct Impl;
+  explicit LlmRunner(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 } // namespace rt

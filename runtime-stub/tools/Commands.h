@@ -7,17 +7,31 @@
 namespace kiln {
 namespace rt {
 
-/// run OUT.kiln [--method NAME] --input A.npy [--input B.npy ...] --output-dir DIR
-///     [--no-verify-hashes]
-/// Writes DIR/output0.npy, output1.npy, ... (all or nothing). Returns 0 or 1.
+/// run OUT.kiln [--method NAME] --input A.npy [--input B.npy ...]
+///     [--then [--method NAME] --input ...]... --output-dir DIR [--no-verify-hashes]
+/// Writes DIR/output0.npy, output1.npy, ... (all or nothing). With --then, several
+/// calls on one loaded program (state such as KV caches carries over); call K
+/// writes DIR/stepK.output0.npy, ... Returns 0 or 1.
 int kilnRunCommand(int argc, char **argv);
 
 /// inspect OUT.kiln [--json]: methods, inputs/outputs, op counts, sizes, metadata.
 int kilnInspectCommand(int argc, char **argv);
 
-/// Usage text of both commands.
+/// generate OUT.kiln (--prompt TEXT | --prompt-tokens 1,2,3) [-n N] [--temperature T]
+///     [--top-p P] [--seed S] [--ignore-eos] [--print-token-ids]: streams generated
+/// text (docs/llm.md §3); figures on stderr. Returns 0 or 1.
+int kilnGenerateCommand(int argc, char **argv);
+
+/// tokenize --tokenizer FILE [--kind K] (--text STR | --text-file F [--lines] |
+///     --decode IDS | --decode-file F): ids or text on stdout (docs/llm.md §4).
+/// Lives in the kiln_llm library. Returns 0 or 1.
+int kilnTokenizeCommand(int argc, char **argv);
+
+/// Usage text of the commands.
 const char *kilnRunUsage();
 const char *kilnInspectUsage();
+const char *kilnTokenizeUsage();
+const char *kilnGenerateUsage();
 
 } // namespace rt
 } // namespace kiln

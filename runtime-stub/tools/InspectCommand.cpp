@@ -19,7 +19,8 @@ namespace rt {
 
 const char *kilnInspectUsage() {
   return "usage: inspect PROGRAM.kiln [--json] [--no-verify-hashes]\n"
-         "Prints the methods (inputs, outputs, op counts), sizes and metadata of a program.\n";
+         "Prints the methods (inputs, outputs, op counts), sizes, states, assets and\n"
+         "metadata of a program (--json: full metadata values).\n";
 }
 
 namespace {
@@ -279,17 +280,45 @@ int kilnInspectCommand(int argc, char **argv) {
     for (const fb::KeyValue *kv : *p->metadata())
       metadata.push_back({kv->key()->str(), kv->value() ? kv->value()->str() : std::string()});
   struct StateDesc {
-    std::string name, type;
+    std::string name, type, dtype, shape; // shape as a JSON list "[1, 2]"
+    uint64_t bytes = 0;
   };
   std::vector<StateDesc> states;
+  uint64_t stateBytes = 0;
   if (p->states())
     for (const fb::StateDecl *s : *p->states()) {
-      std::string t = std::string(dtypeShortName(s->dtype())) + "[";
+      StateDesc sd;
+      sd.name = s->name()->str();
+      sd.dtype = dtypeShortName(s->dtype());
+      std::string t = sd.dtype + "[";
+      sd.shape = "[";
+      uint64_t bytes = dtypeByteSize(s->dtype());
       if (s->shape())
-        for (uint32_t i = 0; i < s->shape()->size(); ++i)
+        for (uint32_t i = 0; i < s->shape()->size(); ++i) {
           t += (i ? "," : "") + std::to_string(s->shape()->Get(i));
-      states.push_back({s->name()->str(), t + "]"});
+          sd.shape += (i ? ", " : "") + std::to_string(s->shape()->Get(i));
+          bytes *= (uint64_t)s->shape()->Get(i); // the reader checked for overflow
+        }
+      sd.type = t + "]";
+      sd.shape += "]";
+      sd.bytes = bytes;
+      stateBytes += bytes;
+      states.push_back(sd);
     }
+  // Assets (docs/llm.md §2): name and byte size of their segment.
+  std::vector<std::pair<std::string, uint64_t>> assets;
+  if (p->assets())
+    for (const fb::Asset *a : *p->assets())
+      assets.push_back({a->name()->str(), view.segmentSize((uint32_t)a->segment())});
+  // Text output shortens long metadata values (a config.json) to one line.
+  auto shortened = [](const std::string &v) {
+    std::string oneLine;
+    for (char c : v)
+      oneLine += c == '\n' ? std::string("\\n") : std::string(1, c);
+    if (oneLine.size() <= 72)
+      return oneLine;
+    return oneLine.substr(0, 60) + "... (" + std::to_string(v.size()) + " bytes)";
+  };
 
   if (json) {
     std::string o = "{\n";
@@ -339,7 +368,14 @@ int kilnInspectCommand(int argc, char **argv) {
     o += "  \"states\": [";
     for (size_t i = 0; i < states.size(); ++i)
       o += (i ? ", " : "") + std::string("{\"name\": ") + jsonString(states[i].name) +
-           ", \"type\": " + jsonString(states[i].type) + "}";
+           ", \"type\": " + jsonString(states[i].type) + ", \"dtype\": " +
+           jsonString(states[i].dtype) + ", \"shape\": " + states[i].shape +
+           ", \"bytes\": " + std::to_string(states[i].bytes) + "}";
+    o += "],\n  \"state_bytes\": " + std::to_string(stateBytes) + ",\n";
+    o += "  \"assets\": [";
+    for (size_t i = 0; i < assets.size(); ++i)
+      o += (i ? ", " : "") + std::string("{\"name\": ") + jsonString(assets[i].first) +
+           ", \"bytes\": " + std::to_string(assets[i].second) + "}";
     o += "],\n  \"metadata\": {";
     for (size_t i = 0; i < metadata.size(); ++i)
       o += (i ? ", " : "") + jsonString(metadata[i].first) + ": " + jsonString(metadata[i].second);
@@ -382,9 +418,15 @@ int kilnInspectCommand(int argc, char **argv) {
       std::printf("\n");
     }
     for (const StateDesc &s : states)
-      std::printf("state %s: %s\n", s.name.c_str(), s.type.c_str());
+      std::printf("state %s: %s (%llu bytes)\n", s.name.c_str(), s.type.c_str(),
+                  (unsigned long long)s.bytes);
+    if (!states.empty())
+      std::printf("state bytes: %llu in %zu states (allocated at load, not in any arena)\n",
+                  (unsigned long long)stateBytes, states.size());
+    for (const auto &a : assets)
+      std::printf("asset %s: %llu bytes\n", a.first.c_str(), (unsigned long long)a.second);
     for (const auto &kv : metadata)
-      std::printf("metadata %s = %s\n", kv.first.c_str(), kv.second.c_str());
+      std::printf("metadata %s = %s\n", kv.first.c_str(), shortened(kv.second).c_str());
   }
   ::munmap(map, size);
   return 0;

@@ -9,6 +9,10 @@ static void usage(FILE *out) {
   std::fputs(kiln::rt::kilnRunUsage(), out);
   std::fputs("\n", out);
   std::fputs(kiln::rt::kilnInspectUsage(), out);
+  std::fputs("\n", out);
+  std::fputs(kiln::rt::kilnTokenizeUsage(), out);
+  std::fputs("\n", out);
+  std::fputs(kiln::rt::kilnGenerateUsage(), out);
 }
 
 int main(int argc, char **argv) {
@@ -25,6 +29,10 @@ int main(int argc, char **argv) {
     return kiln::rt::kilnRunCommand(argc - 1, argv + 1);
   if (!std::strcmp(cmd, "inspect"))
     return kiln::rt::kilnInspectCommand(argc - 1, argv + 1);
+  if (!std::strcmp(cmd, "tokenize"))
+    return kiln::rt::kilnTokenizeCommand(argc - 1, argv + 1);
+  if (!std::strcmp(cmd, "generate"))
+    return kiln::rt::kilnGenerateCommand(argc - 1, argv + 1);
   std::fprintf(stderr, "error: unknown command '%s'\n", cmd);
   usage(stderr);
   return 1;

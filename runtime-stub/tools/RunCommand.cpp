@@ -17,9 +17,13 @@ namespace rt {
 
 const char *kilnRunUsage() {
   return "usage: run PROGRAM.kiln [--method NAME] --input A.npy [--input B.npy ...]\n"
-         "           --output-dir DIR [--no-verify-hashes]\n"
+         "           [--then [--method NAME] --input ... ]... --output-dir DIR\n"
+         "           [--no-verify-hashes]\n"
          "Runs a method (default: forward, or the only method) on .npy inputs and writes\n"
-         "DIR/output0.npy, DIR/output1.npy, ... (nothing is written on error).\n";
+         "DIR/output0.npy, DIR/output1.npy, ... (nothing is written on error).\n"
+         "--then starts another call on the same loaded program: program state (KV\n"
+         "caches) carries over from call to call, as in prefill followed by decode\n"
+         "steps. With several calls, call K writes DIR/stepK.output0.npy, ...\n";
 }
 
 namespace {
@@ -86,8 +90,13 @@ bool writeFile(const std::string &path, const std::vector<uint8_t> &bytes, std::
 } // namespace
 
 int kilnRunCommand(int argc, char **argv) {
-  std::string programPath, method, outDir;
-  std::vector<std::string> inputs;
+  // One call per --then group; state persists across the calls of one run.
+  struct Step {
+    std::string method;
+    std::vector<std::string> inputs;
+  };
+  std::string programPath, outDir;
+  std::vector<Step> steps(1);
   LoadOptions options;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -101,13 +110,15 @@ int kilnRunCommand(int argc, char **argv) {
       std::fputs(kilnRunUsage(), stdout);
       return 0;
     } else if (a == "--method") {
-      if (!value(&method))
+      if (!value(&steps.back().method))
         return usageError("--method needs a value");
     } else if (a == "--input") {
       std::string v;
       if (!value(&v))
         return usageError("--input needs a value");
-      inputs.push_back(v);
+      steps.back().inputs.push_back(v);
+    } else if (a == "--then") {
+      steps.emplace_back();
     } else if (a == "--output-dir") {
       if (!value(&outDir))
         return usageError("--output-dir needs a value");
@@ -130,57 +141,65 @@ int kilnRunCommand(int argc, char **argv) {
   if (!program.ok())
     return fail(program.error().message());
   Program &prog = **program;
-  if (method.empty()) {
-    std::vector<std::string> names = prog.methodNames();
-    for (const std::string &n : names)
-      if (n == "forward")
-        method = n;
-    if (method.empty()) {
-      if (names.size() == 1) {
-        method = names[0];
-      } else {
-        std::string list;
-        for (const std::string &n : names)
-          list += (list.empty() ? "" : ", ") + n;
-        return fail("the program has no 'forward' method; choose one with --method (methods: " +
-                    (list.empty() ? std::string("none") : list) + ")");
+  std::string methodList;
+  for (const std::string &n : prog.methodNames())
+    methodList += (methodList.empty() ? "" : ", ") + n;
+  for (Step &step : steps) {
+    if (step.method.empty()) {
+      std::vector<std::string> names = prog.methodNames();
+      for (const std::string &n : names)
+        if (n == "forward")
+          step.method = n;
+      if (step.method.empty()) {
+        if (names.size() == 1)
+          step.method = names[0];
+        else
+          return fail("the program has no 'forward' method; choose one with --method "
+                      "(methods: " +
+                      (methodList.empty() ? std::string("none") : methodList) + ")");
       }
     }
+    if (!prog.methodInfo(step.method))
+      return fail("no method '" + step.method + "' (methods: " + methodList + ")");
   }
-  if (!prog.methodInfo(method)) {
-    std::string list;
-    for (const std::string &n : prog.methodNames())
-      list += (list.empty() ? "" : ", ") + n;
-    return fail("no method '" + method + "' (methods: " + list + ")");
-  }
-  std::vector<Tensor> tensors;
-  for (const std::string &path : inputs) {
-    Result<Tensor> t = readNpy(path);
-    if (!t.ok())
-      return fail(t.error().message());
-    tensors.push_back(t.take());
-  }
-  Result<std::vector<Tensor>> outputs = prog.run(method, tensors);
-  if (!outputs.ok())
-    return fail(outputs.error().message());
 
-  // Encode everything first, then write temps, then rename: all or nothing.
+  // Run every call, encoding the outputs; write nothing unless all succeed.
   std::vector<std::vector<uint8_t>> encoded;
-  for (size_t i = 0; i < outputs->size(); ++i) {
-    Result<std::vector<uint8_t>> e = encodeNpy((*outputs)[i]);
-    if (!e.ok())
-      return fail("output " + std::to_string(i) + ": " + e.error().message());
-    encoded.push_back(e.take());
+  std::vector<std::string> finals;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const Step &step = steps[k];
+    std::string where = steps.size() > 1 ? "call " + std::to_string(k) + " (" + step.method +
+                                               "): "
+                                         : "";
+    std::vector<Tensor> tensors;
+    for (const std::string &path : step.inputs) {
+      Result<Tensor> t = readNpy(path);
+      if (!t.ok())
+        return fail(where + t.error().message());
+      tensors.push_back(t.take());
+    }
+    Result<std::vector<Tensor>> outputs = prog.run(step.method, tensors);
+    if (!outputs.ok())
+      return fail(where + outputs.error().message());
+    for (size_t i = 0; i < outputs->size(); ++i) {
+      Result<std::vector<uint8_t>> e = encodeNpy((*outputs)[i]);
+      if (!e.ok())
+        return fail(where + "output " + std::to_string(i) + ": " + e.error().message());
+      encoded.push_back(e.take());
+      finals.push_back(outDir + "/" +
+                       (steps.size() > 1 ? "step" + std::to_string(k) + "." : std::string()) +
+                       "output" + std::to_string(i) + ".npy");
+    }
   }
+
+  // Write temps, then rename: all or nothing.
   std::string err;
   if (!makeDirs(outDir, &err))
     return fail(err);
-  std::vector<std::string> finals, temps;
+  std::vector<std::string> temps;
   std::string suffix = ".tmp." + std::to_string(::getpid());
-  for (size_t i = 0; i < encoded.size(); ++i) {
-    finals.push_back(outDir + "/output" + std::to_string(i) + ".npy");
-    temps.push_back(finals.back() + suffix);
-  }
+  for (size_t i = 0; i < encoded.size(); ++i)
+    temps.push_back(finals[i] + suffix);
   for (size_t i = 0; i < encoded.size(); ++i) {
     if (!writeFile(temps[i], encoded[i], &err)) {
       for (size_t k = 0; k <= i; ++k)

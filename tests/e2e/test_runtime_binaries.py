@@ -10,6 +10,12 @@ import harness
 import models
 
 FORBIDDEN_LIBS = re.compile(r"torch|c10|mlir|llvm", re.IGNORECASE)
+# Everything kiln-runtime may load: the C/C++ runtime, plus the tokenizer libraries
+# (docs/llm.md §4): libsentencepiece (with protobuf-lite, linked into it or beside
+# it) and libpcre2-8.
+ALLOWED_LIBS = re.compile(r"^(linux-vdso|ld-linux[-\w.]*|libc|libm|libstdc\+\+|libgcc_s|"
+                          r"libpthread|libdl|librt|libsentencepiece|libprotobuf-lite|"
+                          r"libpcre2-8)\.so")
 # Itanium-mangled namespace prefixes: statically linked code would leave these symbols.
 FORBIDDEN_SYMBOLS = (b"_ZN5torch", b"_ZN3c10", b"_ZN4mlir", b"_ZN4llvm")
 
@@ -30,6 +36,10 @@ def test_runtime_links_no_compiler_libraries():
     ldd = subprocess.run(["ldd", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     bad = [line.strip() for line in ldd.stdout.splitlines() if FORBIDDEN_LIBS.search(line.split("=>")[0])]
     assert not bad, f"kiln-runtime links compiler-side libraries:\n" + "\n".join(bad)
+    names = [os.path.basename(line.split("=>")[0].split()[0]) for line in ldd.stdout.splitlines()
+             if line.strip()]
+    unexpected = [n for n in names if not ALLOWED_LIBS.match(n)]
+    assert not unexpected, f"kiln-runtime links libraries outside the allowed list: {unexpected}"
     blob = open(path, "rb").read()
     found = [s.decode() for s in FORBIDDEN_SYMBOLS if s in blob]
     assert not found, f"kiln-runtime contains statically linked symbols from namespaces {found}"

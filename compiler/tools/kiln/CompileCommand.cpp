@@ -18,6 +18,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
@@ -39,7 +40,36 @@ struct CompileOptions {
   bool emitMlir = false;
   bool quiet = false;
   PipelineOptions pipeline;
+  /// --metadata / --metadata-file, in command-line order (a later key wins).
+  std::vector<std::pair<std::string, std::string>> metadata;
+  /// --asset NAME=PATH: the file bytes, read while parsing the arguments.
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> assets;
 };
+
+/// Splits "KEY=VALUE" at the first '='; false if there is none or KEY is empty.
+bool splitAssignment(llvm::StringRef text, std::string &key, std::string &value) {
+  size_t eq = text.find('=');
+  if (eq == llvm::StringRef::npos || eq == 0)
+    return false;
+  key = text.substr(0, eq).str();
+  value = text.substr(eq + 1).str();
+  return true;
+}
+
+/// Reads a whole file for --metadata-file / --asset; false after an error.
+bool readWholeFile(const std::string &option, const std::string &path,
+                   std::vector<uint8_t> &bytes) {
+  llvm::ErrorOr<std::unique_ptr<llvm::MemoryBuffer>> buffer =
+      llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+  if (!buffer) {
+    llvm::errs() << "kiln compile: error: " << option << ": cannot read '" << path
+                 << "': " << buffer.getError().message() << "\n";
+    return false;
+  }
+  llvm::StringRef data = (*buffer)->getBuffer();
+  bytes.assign(data.begin(), data.end());
+  return true;
+}
 
 void printCompileUsage(llvm::raw_ostream &os) {
   os << "usage: kiln compile MODEL.pt -o OUT.kiln [options]\n"
@@ -64,6 +94,9 @@ void printCompileUsage(llvm::raw_ostream &os) {
         "                        none (default), int8 (per output channel), int4 (group-wise)\n"
         "  --group-size N        int4 group size: 32 (default), 64 or 128\n"
         "  --no-fuse             keep RMSNorm/SwiGLU/RoPE/attention unfused (kiln-fuse off)\n"
+        "  --metadata KEY=VALUE  store a metadata string (repeatable; docs/llm.md keys)\n"
+        "  --metadata-file KEY=PATH  store the text of a file as metadata KEY\n"
+        "  --asset NAME=PATH     store a file's bytes as the named asset (repeatable)\n"
         "  -q, --quiet           no progress output\n";
 }
 
@@ -133,6 +166,35 @@ bool parseArgs(int argc, char **argv, CompileOptions &opts, bool &helpShown) {
         return false;
       }
       opts.pipeline.groupSize = group;
+    } else if (arg == "--metadata" || arg == "--metadata-file" || arg == "--asset") {
+      const char *v = needValue(arg.c_str());
+      if (!v)
+        return false;
+      std::string key, value;
+      if (!splitAssignment(v, key, value)) {
+        llvm::errs() << "kiln compile: error: invalid " << arg << " '" << v << "' (expected "
+                     << (arg == "--metadata" ? "KEY=VALUE" : arg == "--asset" ? "NAME=PATH"
+                                                                               : "KEY=PATH")
+                     << ")\n";
+        return false;
+      }
+      if (arg == "--metadata") {
+        opts.metadata.push_back({key, value});
+        continue;
+      }
+      std::vector<uint8_t> bytes;
+      if (!readWholeFile(arg, value, bytes))
+        return false;
+      if (arg == "--metadata-file") {
+        opts.metadata.push_back({key, std::string(bytes.begin(), bytes.end())});
+        continue;
+      }
+      for (const auto &asset : opts.assets)
+        if (asset.first == key) {
+          llvm::errs() << "kiln compile: error: --asset '" << key << "' given twice\n";
+          return false;
+        }
+      opts.assets.push_back({key, std::move(bytes)});
     } else if (arg == "--no-dedup-weights") {
       opts.pipeline.dedupWeights = false;
     } else if (arg == "--no-plan-memory") {
@@ -296,6 +358,9 @@ int compileCommand(int argc, char **argv) {
                          (opts.pipeline.quantize == "int4"
                               ? " group " + std::to_string(opts.pipeline.groupSize)
                               : std::string())});
+  for (auto &kv : opts.metadata)
+    programOptions.metadata.push_back(kv);
+  programOptions.assets = std::move(opts.assets);
   if (mlir::failed(writePortableProgram(*module, opts.outputPath, programOptions))) {
     llvm::errs() << "kiln compile: error: could not write '" << opts.outputPath
                  << "'; no output written\n";

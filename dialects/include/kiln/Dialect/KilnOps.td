@@ -848,4 +848,79 @@ def Kiln_AttentionOp : Kiln_PureOp<"attention"> {
                        "functional-type(operands, results)";
 }
 
+//===----------------------------------------------------------------------===//
+// Program state (KV caches, docs/llm.md)
+//===----------------------------------------------------------------------===//
+
+def Kiln_StateOp : Kiln_Op<"state", [MemoryEffects<[MemRead]>]> {
+  let summary = "program-level mutable state, by name";
+  let description = [{
+    The current contents of the program-level state `name`: a tensor with a
+    static shape that persists across method calls and is shared by every
+    method of the program by name (a KV cache). It is zero when the program is
+    loaded (and after the runtime's `resetState`). Every `kiln.state` of one
+    name in a module must have the same type (checked by the lowering). Only
+    `kiln.cache_write` changes a state; reading it with `kiln.state` after a
+    write in the same function sees the write (the op reads memory, so CSE
+    never merges reads across a write).
+
+    ```mlir
+    %k = kiln.state "k_cache_0" : tensor<1x2x32x16xf32>
+    ```
+  }];
+  let arguments = (ins StrAttr:$name);
+  let results = (outs AnyStaticShapeTensor:$result);
+  let assemblyFormat = "$name attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def Kiln_CacheWriteOp : Kiln_Op<"cache_write", [MemoryEffects<[MemRead, MemWrite]>]> {
+  let summary = "writes rows into a state in place (KV-cache update)";
+  let description = [{
+    `state.index_copy_(dim, positions, values)` done in place on the
+    program-level state: for every `i`, the slice `positions[i]` of `state`
+    along `dim` becomes slice `i` of `values` along `dim`. `state` must be the
+    result of `kiln.state` or of another `kiln.cache_write` (a chain of writes
+    to one state); the result is the same state after the write, and every
+    later reader must use it (or a new `kiln.state` of the name), never the
+    value from before the write. `positions` is a 1-d integer tensor of `N`
+    positions, `values` has the state's shape with `N` at `dim`, and the
+    state's element type. A position outside `[0, state.shape[dim])` is a
+    run-time error. The op has memory effects: DCE, CSE and canonicalization
+    never drop, merge or reorder it.
+
+    ```mlir
+    %k1 = kiln.cache_write %k0[%pos], %knew dim 2 : (tensor<1x2x32x16xf32>, tensor<8xi64>, tensor<1x2x8x16xf32>) -> tensor<1x2x32x16xf32>
+    ```
+  }];
+  let arguments = (ins AnyStaticShapeTensor:$state, AnyTensor:$positions,
+                   AnyTensor:$values, I64Attr:$dim);
+  let results = (outs AnyStaticShapeTensor:$result);
+  let assemblyFormat = "$state `[` $positions `]` `,` $values `dim` $dim attr-dict `:` "
+                       "functional-type(operands, results)";
+  let hasVerifier = 1;
+}
+
+def Kiln_CachedAttentionOp : Kiln_PureOp<"cached_attention"> {
+  let summary = "causal grouped-query attention over a KV cache";
+  let description = [{
+    `torch.ops.kiln.cached_attention` (docs/llm.md): q `[B, Hq, T, D]`,
+    caches `k_cache`, `v_cache` `[B, Hkv, S, D]` with `Hq % Hkv == 0` (query
+    head `h` reads kv head `h / (Hq / Hkv)`), `start_pos` i64 `[1]`. Query `i`
+    sits at absolute position `p = start_pos + i` and attends to cache
+    positions `0..p` only: `softmax(q . k^T * scale) . v` in f32; cache rows
+    after `p` are never read. The result has q's type. `p >= S` is a run-time
+    error.
+
+    ```mlir
+    %o = kiln.cached_attention %q, %k, %v, %start scale 2.500000e-01 : (tensor<1x4x8x16xf32>, tensor<1x2x32x16xf32>, tensor<1x2x32x16xf32>, tensor<1xi64>) -> tensor<1x4x8x16xf32>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$q, AnyTensor:$k_cache, AnyTensor:$v_cache,
+                   AnyTensor:$start_pos, F64Attr:$scale);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat = "$q `,` $k_cache `,` $v_cache `,` $start_pos `scale` $scale "
+                       "attr-dict `:` functional-type(operands, results)";
+}
+
 #endif // KILN_DIALECT_KILNOPS_TD

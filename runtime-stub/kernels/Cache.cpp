@@ -1,0 +1,181 @@
+// KV-cache kernels (docs/llm.md, docs/dialect.md): cache_write updates a
+// program-level state in place; cached_attention attends each query to the
+// valid prefix of the caches only.
+#include "runtime-stub/kernels/KernelUtil.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace kiln {
+namespace rt {
+namespace {
+
+//===----------------------------------------------------------------------===//
+// cache_write(state, positions, values) {dim}: state.index_copy_(dim, ...)
+//===----------------------------------------------------------------------===//
+
+Error parseCacheWrite(const AttrSet &a, OpAttrs *o) {
+  o->hasDim = true;
+  return a.getInt("dim", true, &o->dim);
+}
+
+Error runCacheWrite(const KernelCall &call) {
+  const Tensor *state, *positions, *values;
+  KILN_TRY(requireInput(call, 0, "state", &state));
+  KILN_TRY(requireInput(call, 1, "positions", &positions));
+  KILN_TRY(requireInput(call, 2, "values", &values));
+  Tensor *out = call.out[0];
+  // The result is the state itself (the lowering maps both to one State
+  // value): the write happens in place, nothing is allocated or copied.
+  if (out != state || out->mutableData() == nullptr)
+    return call.fail("the result must be the state " + state->describe() +
+                     " itself, written in place (a program State value)");
+  int rank = state->rank();
+  int dim = 0;
+  KILN_TRY(normalizeDim(call, call.attrs->dim, rank, &dim));
+  if (values->dtype() != state->dtype())
+    return call.fail("values " + values->describe() + " must have the dtype of the state " +
+                     state->describe());
+  std::vector<int64_t> pos;
+  if (positions->rank() != 1)
+    return call.fail("positions must be 1-d, got " + positions->describe());
+  // Not readIntList: that helper reads shape lists (at most kMaxRank entries),
+  // and a prefill chunk writes as many positions as it has tokens.
+  if (positions->dtype() != DType::Int64 && positions->dtype() != DType::Int32)
+    return call.fail("positions must be an i64 tensor, got " + positions->describe());
+  pos.resize((size_t)positions->numel());
+  for (size_t i = 0; i < pos.size(); ++i)
+    pos[i] = positions->dtype() == DType::Int64 ? positions->dataAs<int64_t>()[i]
+                                                : positions->dataAs<int32_t>()[i];
+  int64_t n = (int64_t)pos.size();
+  bool shapeOk = values->rank() == rank && values->dim(dim) == n;
+  for (int i = 0; shapeOk && i < rank; ++i)
+    if (i != dim && values->dim(i) != state->dim(i))
+      shapeOk = false;
+  if (!shapeOk)
+    return call.fail("values " + values->describe() + " must have the state's shape " +
+                     state->shape().str() + " with " + std::to_string(n) +
+                     " (the number of positions) at dim " + std::to_string(dim));
+  int64_t capacity = state->dim(dim);
+  for (int64_t i = 0; i < n; ++i)
+    if (pos[(size_t)i] < 0 || pos[(size_t)i] >= capacity)
+      return call.fail("position " + std::to_string(pos[(size_t)i]) + " is out of range for " +
+                           "the cache capacity " + std::to_string(capacity) + " (dim " +
+                           std::to_string(dim) + " of " + state->describe() + ")",
+                       ErrorCode::OutOfRange);
+  int64_t outer = dimProduct(state->shape(), 0, dim);
+  size_t rowBytes = (size_t)dimProduct(state->shape(), dim + 1, rank) * dtypeSize(state->dtype());
+  uint8_t *dst = static_cast<uint8_t *>(out->mutableData());
+  const uint8_t *src = values->dataAs<uint8_t>();
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(dst + (size_t)(o * capacity + pos[(size_t)i]) * rowBytes,
+                  src + (size_t)(o * n + i) * rowBytes, rowBytes);
+  return Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// cached_attention(q, k_cache, v_cache, start_pos) {scale}
+//===----------------------------------------------------------------------===//
+
+Error parseCachedAttention(const AttrSet &a, OpAttrs *o) {
+  return a.getFloat("scale", true, &o->scale);
+}
+
+/// A float tensor as f32 data (no copy when it already is f32).
+Error asFloat(const KernelCall &call, const Tensor &t, const char *name, Tensor *tmp,
+              const float **data) {
+  if (!isFloating(t.dtype()))
+    return call.fail(std::string(name) + " must be a float tensor, got " + t.describe());
+  Result<const Tensor *> c = asDType(t, DType::Float32, tmp);
+  if (!c.ok())
+    return c.error();
+  *data = (*c)->dataAs<float>();
+  return Error::success();
+}
+
+Error runCachedAttention(const KernelCall &call) {
+  const Tensor *q, *k, *v, *startPos;
+  KILN_TRY(requireInput(call, 0, "q", &q));
+  KILN_TRY(requireInput(call, 1, "k_cache", &k));
+  KILN_TRY(requireInput(call, 2, "v_cache", &v));
+  KILN_TRY(requireInput(call, 3, "start_pos", &startPos));
+  if (q->rank() != 4 || k->rank() != 4 || v->rank() != 4)
+    return call.fail("q, k_cache and v_cache must be 4-d [B, H, T, D], got " + q->describe() +
+                     ", " + k->describe() + ", " + v->describe());
+  int64_t batch = q->dim(0), hq = q->dim(1), t = q->dim(2), d = q->dim(3);
+  int64_t hkv = k->dim(1), s = k->dim(2);
+  if (k->shape() != v->shape() || k->dim(0) != batch || k->dim(3) != d)
+    return call.fail("shapes do not fit q [B, Hq, T, D] and caches [B, Hkv, S, D]: " +
+                     q->describe() + ", " + k->describe() + ", " + v->describe());
+  if (hkv == 0 || hq % hkv != 0)
+    return call.fail("query heads " + std::to_string(hq) + " are not a multiple of kv heads " +
+                     std::to_string(hkv));
+  if (startPos->rank() != 1 || startPos->numel() != 1 || startPos->dtype() != DType::Int64)
+    return call.fail("start_pos must be i64 [1], got " + startPos->describe());
+  int64_t start = startPos->dataAs<int64_t>()[0];
+  if (start < 0 || start + t > s)
+    return call.fail("query positions " + std::to_string(start) + ".." +
+                         std::to_string(start + t - 1) + " do not fit in the cache of " +
+                         std::to_string(s) + " positions",
+                     ErrorCode::OutOfRange);
+  Tensor tmpQ, tmpK, tmpV, res;
+  const float *pq, *pk, *pv;
+  KILN_TRY(asFloat(call, *q, "q", &tmpQ, &pq));
+  KILN_TRY(asFloat(call, *k, "k_cache", &tmpK, &pk));
+  KILN_TRY(asFloat(call, *v, "v_cache", &tmpV, &pv));
+  Tensor *dstTensor = q->dtype() == DType::Float32 ? call.out[0] : &res;
+  KILN_TRY(dstTensor->allocate(DType::Float32, q->shape()));
+  float *po = dstTensor->mutableDataAs<float>();
+  int64_t group = hq / hkv;
+  float scale = (float)call.attrs->scale;
+  std::vector<float> scores((size_t)s);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < hq; ++h) {
+      // Query head h reads kv head h / group: no repeated heads are built.
+      const float *kH = pk + ((b * hkv) + h / group) * s * d;
+      const float *vH = pv + ((b * hkv) + h / group) * s * d;
+      for (int64_t i = 0; i < t; ++i) {
+        const float *qRow = pq + ((b * hq + h) * t + i) * d;
+        int64_t p = start + i; // attends cache positions 0..p only
+        float maxScore = -INFINITY;
+        for (int64_t j = 0; j <= p; ++j) {
+          const float *kRow = kH + j * d;
+          float dot = 0.0f;
+          for (int64_t c = 0; c < d; ++c)
+            dot += qRow[c] * kRow[c];
+          scores[(size_t)j] = dot * scale;
+          maxScore = std::max(maxScore, scores[(size_t)j]);
+        }
+        float *o = po + ((b * hq + h) * t + i) * d;
+        std::fill(o, o + d, 0.0f);
+        float sum = 0.0f;
+        for (int64_t j = 0; j <= p; ++j) {
+          float w = std::exp(scores[(size_t)j] - maxScore);
+          sum += w;
+          const float *vRow = vH + j * d;
+          for (int64_t c = 0; c < d; ++c)
+            o[c] += w * vRow[c];
+        }
+        float inv = 1.0f / sum;
+        for (int64_t c = 0; c < d; ++c)
+          o[c] *= inv;
+      }
+    }
+  }
+  if (q->dtype() != DType::Float32)
+    return castInto(res, q->dtype(), call.out[0]);
+  return Error::success();
+}
+
+} // namespace
+
+extern const KernelDef kCacheWriteKernel = {"cache_write", 3, 3, 1, 1, 0, parseCacheWrite,
+                                            runCacheWrite};
+extern const KernelDef kCachedAttentionKernel = {"cached_attention", 4, 4, 1, 1, 0,
+                                                 parseCachedAttention, runCachedAttention};
+
+} // namespace rt
+} // namespace kiln
