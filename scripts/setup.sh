@@ -13,6 +13,8 @@ PACKAGES=(
   python3-pytest python3-numpy
   libsentencepiece-dev sentencepiece python3-sentencepiece
   libpcre2-dev nlohmann-json3-dev
+  libhwy-dev
+  libopenblas0-pthread time
 )
 
 missing=()

@@ -85,6 +85,11 @@ class Program:
         return self._native.path
 
     @property
+    def num_threads(self) -> int:
+        """Threads the kernels use (kiln.load(threads=...))."""
+        return self._native.num_threads
+
+    @property
     def methods(self) -> List[str]:
         return list(self._native.methods)
 
@@ -187,11 +192,22 @@ class Program:
         return result
 
 
-def load(path: Union[str, "os.PathLike[str]"], verify_hashes: bool = True) -> Program:
+def load(path: Union[str, "os.PathLike[str]"], verify_hashes: bool = True,
+         threads: Optional[int] = None, kernels: str = "optimized") -> Program:
     """Loads (mmaps and verifies) a program file. A missing file raises OSError,
-    a corrupt one RuntimeError, both with the runtime's message."""
+    a corrupt one RuntimeError, both with the runtime's message.
+
+    threads: how many threads the kernels use (1 to 256; None = the machine's
+    physical cores). kernels: "optimized" (default) or "portable" (the portable
+    scalar kernels only). Bad values raise ValueError."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+            raise ValueError(f"threads must be an int from 1 to 256 or None, got {threads!r}")
+    if kernels not in ("optimized", "portable"):
+        raise ValueError(f"kernels must be 'optimized' or 'portable', got {kernels!r}")
     native = _native("_kiln")
-    return Program(native.Program(os.fspath(path), bool(verify_hashes)))
+    return Program(native.Program(os.fspath(path), bool(verify_hashes),
+                                  0 if threads is None else threads, kernels == "portable"))
 
 
 def _compile_args(source: str, output: str, quantize: str, group_size: int,

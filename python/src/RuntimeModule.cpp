@@ -155,9 +155,12 @@ private:
 /// by an LlmRunner, which owns the Program; others by the Program alone.
 class PyProgram {
 public:
-  PyProgram(const std::string &path, bool verifyHashes) : path_(path) {
+  PyProgram(const std::string &path, bool verifyHashes, int numThreads, bool portableKernels)
+      : path_(path) {
     LoadOptions options;
     options.verifySegmentHashes = verifyHashes;
+    options.numThreads = numThreads;
+    options.portableKernels = portableKernels;
     std::unique_ptr<Program> program;
     {
       py::gil_scoped_release release;
@@ -189,6 +192,7 @@ public:
   Program &program() { return runner_ ? runner_->program() : *program_; }
 
   std::vector<std::string> methods() { return program().methodNames(); }
+  int numThreads() { return program().numThreads(); }
 
   py::dict methodInfo(const std::string &name) {
     const MethodInfo *info = program().methodInfo(name);
@@ -400,7 +404,10 @@ private:
 PYBIND11_MODULE(_kiln, m) {
   m.doc() = "Kiln runtime bindings (use the kiln package: kiln.load, kiln.compile)";
   py::class_<PyProgram>(m, "Program")
-      .def(py::init<const std::string &, bool>(), py::arg("path"), py::arg("verify_hashes") = true)
+      .def(py::init<const std::string &, bool, int, bool>(), py::arg("path"),
+           py::arg("verify_hashes") = true, py::arg("num_threads") = 0,
+           py::arg("portable_kernels") = false)
+      .def_property_readonly("num_threads", &PyProgram::numThreads)
       .def_property_readonly("path", &PyProgram::path)
       .def_property_readonly("methods", &PyProgram::methods)
       .def("method_info", &PyProgram::methodInfo, py::arg("name"))

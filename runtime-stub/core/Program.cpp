@@ -128,6 +128,7 @@ bool matchesDecl(const ValueDecl &d, const Tensor &t) {
 } // namespace
 
 Program::~Program() {
+  pool_.reset();
   methods_.clear();
   if (mapping_)
     munmap(mapping_, mappingSize_);
@@ -189,6 +190,8 @@ Result<std::unique_ptr<Program>> Program::loadFromBytes(const void *data, size_t
 
 Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
                                                      const LoadOptions &options) {
+  KILN_TRY(p->setNumThreads(options.numThreads));
+  p->portableKernels_ = options.portableKernels;
   ReadOptions ro;
   ro.verifySegmentHashes = options.verifySegmentHashes;
   std::string err;
@@ -346,6 +349,20 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
   return p;
 }
 
+Error Program::setNumThreads(int n) {
+  if (n < 0 || n > kMaxThreads)
+    return invalidArgument("number of threads must be 0 (physical cores) to " +
+                           std::to_string(kMaxThreads) + ", got " + std::to_string(n));
+  int threads = n == 0 ? ThreadPool::physicalCores() : n;
+  if (threads == numThreads_ && (threads == 1) == !pool_)
+    return Error::success();
+  pool_.reset();
+  if (threads > 1)
+    pool_ = std::make_unique<ThreadPool>(threads);
+  numThreads_ = threads;
+  return Error::success();
+}
+
 Error Program::setArena(const std::string &method, void *data, size_t size) {
   for (auto &m : methods_) {
     if (m->info.name != method)
@@ -486,8 +503,12 @@ Result<std::vector<Tensor>> Program::run(const std::string &method,
   }
 
   Error failure;
+  ThreadPool *pool = pool_.get();
+  const bool portableOnly = portableKernels_;
   for (PlannedInstruction &pi : plan->instrs) {
     KernelCall call;
+    call.pool = pool;
+    call.portableOnly = portableOnly;
     call.op = pi.op.c_str();
     call.loc = &pi.loc;
     call.attrs = &pi.attrs;

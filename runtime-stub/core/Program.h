@@ -5,6 +5,7 @@
 
 #include "runtime-stub/core/Error.h"
 #include "runtime-stub/core/Tensor.h"
+#include "runtime-stub/core/ThreadPool.h"
 #include "serializer/ProgramReader.h"
 
 #include <cstdint>
@@ -19,6 +20,11 @@ namespace rt {
 struct LoadOptions {
   /// Check every constant segment's FNV-1a 64 hash at load (reads all weights).
   bool verifySegmentHashes = true;
+  /// Threads the kernels may use (docs/runtime-threads.md): 0 = the machine's
+  /// physical cores (ThreadPool::physicalCores), 1 = the caller's thread only.
+  int numThreads = 0;
+  /// Run the portable scalar kernels even where optimized (SIMD) ones exist.
+  bool portableKernels = false;
 };
 
 /// Declared type of a method input/output. rank -1 = unknown; dim -1 = dynamic;
@@ -79,6 +85,12 @@ public:
   /// use it) while the Program runs this method. Replaces an earlier arena.
   Error setArena(const std::string &method, void *data, size_t size);
 
+  /// Threads for the kernels of later runs: 0 = physical cores, 1 = the
+  /// caller's thread only. InvalidArgument outside [0, kMaxThreads].
+  Error setNumThreads(int n);
+  int numThreads() const { return numThreads_; }
+  static constexpr int kMaxThreads = 256;
+
   /// The verified file (header, flatbuffer, segments).
   const ProgramView &view() const { return view_; }
   /// Program-level mutable state by name (zero at load), or null.
@@ -118,6 +130,9 @@ private:
   std::vector<Tensor> states_;
   std::vector<std::pair<std::string, std::string>> metadata_;
   std::vector<std::unique_ptr<MethodPlan>> methods_;
+  int numThreads_ = 1;
+  std::unique_ptr<ThreadPool> pool_; // null when numThreads_ == 1
+  bool portableKernels_ = false;
 };
 
 } // namespace rt

@@ -1,6 +1,7 @@
 // KV-cache kernels (docs/llm.md, docs/dialect.md): cache_write updates a
 // program-level state in place; cached_attention attends each query to the
 // valid prefix of the caches only.
+#include "runtime-stub/core/ThreadPool.h"
 #include "runtime-stub/kernels/KernelUtil.h"
 
 #include <algorithm>
@@ -131,9 +132,15 @@ Error runCachedAttention(const KernelCall &call) {
   float *po = dstTensor->mutableDataAs<float>();
   int64_t group = hq / hkv;
   float scale = (float)call.attrs->scale;
-  std::vector<float> scores((size_t)s);
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < hq; ++h) {
+  // Heads (b, h) are independent: each is computed by one thread, in the same
+  // order as on one thread, so the result does not depend on the thread count.
+  // A range should carry some tens of thousands of flops to be worth a hand-off.
+  int64_t headWork = std::max<int64_t>(1, t * (start + (t + 1) / 2) * d * 4);
+  int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / headWork);
+  auto heads = [&](int64_t begin, int64_t end) {
+    std::vector<float> scores((size_t)s);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      int64_t b = bh / hq, h = bh % hq;
       // Query head h reads kv head h / group: no repeated heads are built.
       const float *kH = pk + ((b * hkv) + h / group) * s * d;
       const float *vH = pv + ((b * hkv) + h / group) * s * d;
@@ -164,7 +171,11 @@ Error runCachedAttention(const KernelCall &call) {
           o[c] *= inv;
       }
     }
-  }
+  };
+  if (call.pool)
+    call.pool->parallelFor(batch * hq, grain, heads);
+  else
+    heads(0, batch * hq);
   if (q->dtype() != DType::Float32)
     return castInto(res, q->dtype(), call.out[0]);
   return Error::success();

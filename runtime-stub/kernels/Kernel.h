@@ -17,6 +17,8 @@
 namespace kiln {
 namespace rt {
 
+class ThreadPool;
+
 enum class SplitMode : uint8_t { SplitSize, Sizes, Chunks };
 
 /// Pre-parsed attributes of one instruction (only the fields of its op are set).
@@ -56,6 +58,10 @@ struct KernelCall {
   int nIn = 0;
   Tensor *const *out = nullptr;
   int nOut = 0;
+  /// Threads for this call (core/ThreadPool.h); null = run on the caller's thread.
+  ThreadPool *pool = nullptr;
+  /// Use only the portable scalar kernels (LoadOptions::portableKernels).
+  bool portableOnly = false;
 
   const Tensor *input(int i) const { return i < nIn ? in[i] : nullptr; }
   /// An Error with `message`; the executor adds method, instruction, op and

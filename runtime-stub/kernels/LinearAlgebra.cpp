@@ -2,8 +2,10 @@
 // Portable loops with independent accumulators so compilers vectorise them.
 #include "runtime-stub/kernels/KernelUtil.h"
 #include "runtime-stub/kernels/QuantizedKernels.h"
+#include "runtime-stub/kernels/opt/OptLinear.h"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace kiln {
 namespace rt {
@@ -104,6 +106,21 @@ Error runLinear(const KernelCall &call) {
   const float *px = (*cx)->dataAs<float>();
   const float *pw = (*cw)->dataAs<float>();
   float *py = dst->mutableDataAs<float>();
+  if (!call.portableOnly) { // SIMD kernels chosen by CPU features (kernels/opt/)
+    opt::LinearArgs args;
+    args.x = px;
+    args.rows = rows;
+    args.in = in;
+    args.out = outF;
+    args.w = pw;
+    args.bias = pb;
+    args.y = py;
+    args.ldy = outF;
+    opt::linear(args, call.pool);
+    if (dst != &out)
+      return castInto(res, rt, &out);
+    return Error::success();
+  }
   // Weights are the big operand: stream each weight row once and use it for a
   // block of x rows while it is in L1 (x blocks stay cached across rows of w).
   const int64_t kRowBlock = 64;
@@ -223,7 +240,17 @@ Error runMatmul(const KernelCall &call) {
     const T *pb = (*cb)->dataAs<T>();
     T *pc = dst->mutableDataAs<T>();
     forEachBroadcast<2>(batch, strides, [&](int64_t o, const std::array<int64_t, 2> &off) {
-      if (transposeB)
+      if (transposeB && std::is_same<T, float>::value && !call.portableOnly) {
+        opt::LinearArgs args; // c = a . b^T is a linear without bias
+        args.x = reinterpret_cast<const float *>(pa + off[0] * n * k);
+        args.rows = n;
+        args.in = k;
+        args.out = m;
+        args.w = pb + off[1] * k * m;
+        args.y = reinterpret_cast<float *>(pc + o * n * m);
+        args.ldy = m;
+        opt::linear(args, call.pool);
+      } else if (transposeB)
         matmul2dTransposedB<T>(pa + off[0] * n * k, pb + off[1] * k * m, pc + o * n * m, n, k,
                                m);
       else

@@ -4,8 +4,12 @@
 #ifndef KILN_RUNTIME_TOOLS_COMMANDS_H
 #define KILN_RUNTIME_TOOLS_COMMANDS_H
 
+#include <string>
+
 namespace kiln {
 namespace rt {
+
+struct LoadOptions;
 
 /// run OUT.kiln [--method NAME] --input A.npy [--input B.npy ...]
 ///     [--then [--method NAME] --input ...]... --output-dir DIR [--no-verify-hashes]
@@ -26,6 +30,17 @@ int kilnGenerateCommand(int argc, char **argv);
 ///     --decode IDS | --decode-file F): ids or text on stdout (docs/llm.md §4).
 /// Lives in the kiln_llm library. Returns 0 or 1.
 int kilnTokenizeCommand(int argc, char **argv);
+
+/// The runtime options shared by `run` and `generate` (docs/runtime-threads.md):
+/// --threads N (1..256; default: physical cores) and --kernels portable|optimized.
+/// If argv[*i] is one of them, consumes it and its value (advancing *i) into
+/// `options` and returns 1; returns 0 when argv[*i] is another argument and -1
+/// with `*error` set on a missing or bad value.
+int parseRuntimeOption(int argc, char **argv, int *i, LoadOptions *options, std::string *error);
+/// Usage lines of those options (for the commands' usage texts).
+#define KILN_RUNTIME_OPTIONS_USAGE                                                         \
+  "--threads N uses N threads for the kernels (default: the physical cores).\n"           \
+  "--kernels portable runs the portable scalar kernels only (default: optimized).\n"
 
 /// Usage text of the commands.
 const char *kilnRunUsage();

@@ -17,13 +17,15 @@ namespace rt {
 const char *kilnGenerateUsage() {
   return "usage: generate PROGRAM.kiln (--prompt TEXT | --prompt-tokens 1,2,3) [-n N]\n"
          "           [--temperature T] [--top-p P] [--seed S] [--ignore-eos]\n"
-         "           [--print-token-ids] [--no-verify-hashes]\n"
+         "           [--print-token-ids] [--no-verify-hashes] [--threads N]\n"
+         "           [--kernels portable|optimized]\n"
          "Generates text with an LLM program (kiln export-hf): prints the prompt, then\n"
          "streams the continuation as it decodes; stops at EOS, after N new tokens\n"
          "(-n, default 128) or when the KV cache is full (--max-seq-len of the export).\n"
          "Greedy by default; --temperature T > 0 samples (nucleus --top-p P, default 1)\n"
          "with --seed S (default 0). --print-token-ids prints only the generated ids,\n"
-         "space-separated, on one line. Token and speed figures go to stderr.\n";
+         "space-separated, on one line. Token and speed figures go to stderr.\n"
+         KILN_RUNTIME_OPTIONS_USAGE;
 }
 
 namespace {
@@ -124,6 +126,12 @@ int kilnGenerateCommand(int argc, char **argv) {
       return true;
     };
     std::string v;
+    std::string optionError;
+    int runtimeOption = parseRuntimeOption(argc, argv, &i, &options, &optionError);
+    if (runtimeOption < 0)
+      return usageError(optionError);
+    if (runtimeOption > 0)
+      continue;
     if (a == "--help" || a == "-h") {
       std::fputs(kilnGenerateUsage(), stdout);
       return 0;
@@ -232,11 +240,13 @@ int kilnGenerateCommand(int argc, char **argv) {
   std::fprintf(stderr,
                "prompt tokens: %d, prefill: %s tokens/s (%.3f s)\n"
                "generated tokens: %d, decode: %s tokens/s (%.3f s)\n"
-               "stop: %s\n",
+               "stop: %s\n"
+               "threads: %d, kernels: %s\n",
                stats.promptTokens, perSecond(stats.promptTokens, stats.prefillSeconds).c_str(),
                stats.prefillSeconds, stats.generatedTokens,
                perSecond(stats.generatedTokens, stats.decodeSeconds).c_str(),
-               stats.decodeSeconds, reason);
+               stats.decodeSeconds, reason, runner.program().numThreads(),
+               options.portableKernels ? "portable" : "optimized");
   return 0;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <string>
@@ -15,15 +16,48 @@
 namespace kiln {
 namespace rt {
 
+int parseRuntimeOption(int argc, char **argv, int *i, LoadOptions *options, std::string *error) {
+  std::string a = argv[*i];
+  if (a != "--threads" && a != "--kernels")
+    return 0;
+  if (*i + 1 >= argc) {
+    *error = a == "--threads" ? "--threads needs a number of threads (1 to " +
+                                    std::to_string(Program::kMaxThreads) + ")"
+                              : "--kernels needs 'portable' or 'optimized'";
+    return -1;
+  }
+  std::string v = argv[++*i];
+  if (a == "--kernels") {
+    if (v != "portable" && v != "optimized") {
+      *error = "--kernels must be 'portable' or 'optimized', got '" + v + "'";
+      return -1;
+    }
+    options->portableKernels = v == "portable";
+    return 1;
+  }
+  int n = 0;
+  bool ok = !v.empty() && v.size() <= 4 && v.find_first_not_of("0123456789") == std::string::npos;
+  if (ok)
+    n = std::atoi(v.c_str());
+  if (!ok || n < 1 || n > Program::kMaxThreads) {
+    *error = "--threads must be a whole number from 1 to " + std::to_string(Program::kMaxThreads) +
+             ", got '" + v + "'";
+    return -1;
+  }
+  options->numThreads = n;
+  return 1;
+}
+
 const char *kilnRunUsage() {
   return "usage: run PROGRAM.kiln [--method NAME] --input A.npy [--input B.npy ...]\n"
          "           [--then [--method NAME] --input ... ]... --output-dir DIR\n"
-         "           [--no-verify-hashes]\n"
+         "           [--no-verify-hashes] [--threads N] [--kernels portable|optimized]\n"
          "Runs a method (default: forward, or the only method) on .npy inputs and writes\n"
          "DIR/output0.npy, DIR/output1.npy, ... (nothing is written on error).\n"
          "--then starts another call on the same loaded program: program state (KV\n"
          "caches) carries over from call to call, as in prefill followed by decode\n"
-         "steps. With several calls, call K writes DIR/stepK.output0.npy, ...\n";
+         "steps. With several calls, call K writes DIR/stepK.output0.npy, ...\n"
+         KILN_RUNTIME_OPTIONS_USAGE;
 }
 
 namespace {
@@ -106,6 +140,12 @@ int kilnRunCommand(int argc, char **argv) {
       *out = argv[++i];
       return true;
     };
+    std::string optionError;
+    int runtimeOption = parseRuntimeOption(argc, argv, &i, &options, &optionError);
+    if (runtimeOption < 0)
+      return usageError(optionError);
+    if (runtimeOption > 0)
+      continue;
     if (a == "--help" || a == "-h") {
       std::fputs(kilnRunUsage(), stdout);
       return 0;

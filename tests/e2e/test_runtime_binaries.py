@@ -12,10 +12,11 @@ import models
 FORBIDDEN_LIBS = re.compile(r"torch|c10|mlir|llvm", re.IGNORECASE)
 # Everything kiln-runtime may load: the C/C++ runtime, plus the tokenizer libraries
 # (docs/llm.md §4): libsentencepiece (with protobuf-lite, linked into it or beside
-# it) and libpcre2-8.
+# it) and libpcre2-8; libhwy (Highway run-time SIMD dispatch of kernels/opt/, shared
+# because Debian's libhwy-dev ships no static library).
 ALLOWED_LIBS = re.compile(r"^(linux-vdso|ld-linux[-\w.]*|libc|libm|libstdc\+\+|libgcc_s|"
                           r"libpthread|libdl|librt|libsentencepiece|libprotobuf-lite|"
-                          r"libpcre2-8)\.so")
+                          r"libpcre2-8|libhwy)\.so")
 # Itanium-mangled namespace prefixes: statically linked code would leave these symbols.
 FORBIDDEN_SYMBOLS = (b"_ZN5torch", b"_ZN3c10", b"_ZN4mlir", b"_ZN4llvm")
 
