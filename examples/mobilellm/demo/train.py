@@ -49,7 +49,8 @@ REPO = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
 from kiln.checkpoint import write_safetensors  # noqa: E402
-from kiln.models.mobilellm import MobileLLMConfig, MobileLLMForCausalLM, load_model  # noqa: E402
+from kiln.models.mobilellm import (  # noqa: E402
+    MobileLLMConfig, MobileLLMForCausalLM, load_model, mobilellm_config)
 
 BOS, EOS = 1, 2
 PROMPTS = [
@@ -173,34 +174,12 @@ def evaluate(model, windows, batch=32):
 # --------------------------------------------------------------------- model
 
 def make_config(args, vocab):
-    return {
-        "architectures": ["MobileLLMForCausalLM"],
-        "model_type": "mobilellm",
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "bos_token_id": BOS,
-        "eos_token_id": EOS,
-        "head_dim": args.head_dim,
-        "hidden_act": "silu",
-        "hidden_size": args.hidden,
-        "initializer_range": 0.02,
-        "intermediate_size": args.ffn,
-        "layer_sharing": False,
-        "max_position_embeddings": args.max_position,
-        "mlp_bias": False,
-        "num_attention_heads": args.heads,
-        "num_hidden_layers": args.layers,
-        "num_key_value_heads": args.kv_heads,
-        "pretraining_tp": 1,
-        "rms_norm_eps": 1e-05,
-        "rope_scaling": None,
-        "rope_theta": 10000.0,
-        "share_embedding": True,
-        "tie_word_embeddings": False,
-        "torch_dtype": "float16",
-        "use_cache": True,
-        "vocab_size": vocab,
-    }
+    """The published MobileLLM config.json layout, at the demo's sizes (float16 weights)."""
+    config = mobilellm_config(args.layers, args.hidden, args.ffn, args.heads, args.kv_heads,
+                              "float16")
+    config.update(bos_token_id=BOS, eos_token_id=EOS, head_dim=args.head_dim,
+                  max_position_embeddings=args.max_position, vocab_size=vocab)
+    return config
 
 
 @torch.no_grad()

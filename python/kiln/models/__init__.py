@@ -8,6 +8,7 @@ from .mobilellm import (  # noqa: F401
     build_config,
     init_random,
     load_model,
+    mobilellm_config,
     rope_tables,
     tiny_config,
 )

@@ -503,7 +503,10 @@ def init_random(config, seed: int = 0, std: float = 0.02, norm_std: float = 0.1
     return model
 
 
-def _mobilellm(layers, hidden, inter, heads, kv, dtype, ls=False, llama=False):
+def mobilellm_config(layers, hidden, inter, heads, kv, dtype, ls=False, llama=False):
+    """A MobileLLM config.json dict in the published style (head dim 64, vocab 32000,
+    context 2048, bos 1 / eos 2, shared embedding); `ls`: MobileLLM-LS layer sharing;
+    `llama`: the plain Llama config of the 1.5B. Callers override fields as needed."""
     d = {
         "architectures": ["LlamaForCausalLM" if llama else "MobileLLMForCausalLM"],
         "attention_bias": False,
@@ -578,13 +581,13 @@ def _r1(layers, hidden, inter_mlp, heads, kv):
 
 
 _BUILDERS = {
-    "125M": lambda: _mobilellm(30, 576, 1536, 9, 3, "float16"),
-    "350M": lambda: _mobilellm(32, 960, 2560, 15, 5, "float16"),
-    "600M": lambda: _mobilellm(40, 1152, 3072, 18, 6, "bfloat16"),
-    "1B": lambda: _mobilellm(54, 1280, 3584, 20, 5, "bfloat16"),
-    "1.5B": lambda: _mobilellm(54, 1600, 4352, 25, 5, "bfloat16", llama=True),
-    "LS-125M": lambda: _mobilellm(30, 576, 1536, 9, 3, "float16", ls=True),
-    "LS-350M": lambda: _mobilellm(32, 960, 2560, 15, 5, "float16", ls=True),
+    "125M": lambda: mobilellm_config(30, 576, 1536, 9, 3, "float16"),
+    "350M": lambda: mobilellm_config(32, 960, 2560, 15, 5, "float16"),
+    "600M": lambda: mobilellm_config(40, 1152, 3072, 18, 6, "bfloat16"),
+    "1B": lambda: mobilellm_config(54, 1280, 3584, 20, 5, "bfloat16"),
+    "1.5B": lambda: mobilellm_config(54, 1600, 4352, 25, 5, "bfloat16", llama=True),
+    "LS-125M": lambda: mobilellm_config(30, 576, 1536, 9, 3, "float16", ls=True),
+    "LS-350M": lambda: mobilellm_config(32, 960, 2560, 15, 5, "float16", ls=True),
     "R1-140M": lambda: _r1(15, 576, 2048, 9, 3),
     "R1-360M": lambda: _r1(15, 1024, 4096, 16, 4),
     "R1-950M": lambda: _r1(22, 1536, 6144, 24, 6),
@@ -611,7 +614,7 @@ def build_config(name: str) -> Dict[str, Any]:
 def tiny_config(family: str = "mobilellm", **overrides) -> Dict[str, Any]:
     """A small config.json dict for tests: family mobilellm, mobilellm-ls or mobilellm-r1."""
     if family in ("mobilellm", "mobilellm-ls"):
-        d = _mobilellm(2, 64, 128, 4, 2, "float32", ls=(family == "mobilellm-ls"))
+        d = mobilellm_config(2, 64, 128, 4, 2, "float32", ls=(family == "mobilellm-ls"))
         d["vocab_size"] = 256
     elif family == "mobilellm-r1":
         d = _r1(2, 64, 128, 4, 2)
