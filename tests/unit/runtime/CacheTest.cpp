@@ -4,6 +4,7 @@
 // here in double; cache rows after p are filled with NaN to prove they are
 // never read.
 #include "TestProgramBuilder.h"
+#include "WriterTestUtil.h"
 
 #include "serializer/ProgramWriter.h"
 
@@ -26,28 +27,6 @@ using kiln::rt::Tensor;
 namespace {
 
 constexpr int64_t kHq = 4, kHkv = 2, kS = 8, kD = 3;
-
-std::vector<float> randomFloats(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (float &x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = (float)((s >> 8) * (1.0 / 16777216.0)) * 4.0f - 2.0f;
-  }
-  return v;
-}
-
-ValueSpec value(fb::DType dtype, std::vector<int64_t> shape, fb::ValueKind kind,
-                const std::string &name = "", int32_t state = -1) {
-  ValueSpec v;
-  v.name = name;
-  v.dtype = dtype;
-  v.rank = (int32_t)shape.size();
-  v.shape = std::move(shape);
-  v.kind = kind;
-  v.state = state;
-  return v;
-}
 
 /// Method `attend_T`(q [1,Hq,T,D], k, v [1,Hkv,T,D], positions [T], start [1]):
 /// writes k/v into the caches at `positions`, returns cached_attention.

@@ -5,6 +5,7 @@
 #include "runtime-stub/core/Program.h"
 #include "runtime-stub/core/ThreadPool.h"
 #include "serializer/ProgramWriter.h"
+#include "tests/unit/runtime/WriterTestUtil.h"
 
 #include <gtest/gtest.h>
 
@@ -15,6 +16,8 @@
 #include <vector>
 
 using namespace kiln;
+using kiln::test::randomFloats;
+using kiln::test::value;
 using kiln::rt::DType;
 using kiln::rt::LoadOptions;
 using kiln::rt::Program;
@@ -22,25 +25,6 @@ using kiln::rt::Shape;
 using kiln::rt::Tensor;
 
 namespace {
-
-std::vector<float> randomFloats(size_t n, uint32_t seed) {
-  std::vector<float> v(n);
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (float &x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = (float)((s >> 8) * (1.0 / 16777216.0)) * 4.0f - 2.0f;
-  }
-  return v;
-}
-
-ValueSpec value(fb::DType dtype, std::vector<int64_t> shape, fb::ValueKind kind) {
-  ValueSpec v;
-  v.dtype = dtype;
-  v.rank = (int32_t)shape.size();
-  v.shape = std::move(shape);
-  v.kind = kind;
-  return v;
-}
 
 struct AttnShape {
   int64_t b, hq, hkv, t, s, d, start;
