@@ -195,15 +195,60 @@ def bench_kiln(runtime, program, prompt, decode_tokens, repeats, opts, work):
     return best
 
 
-def bench_torch(ckpt, prompt, decode_tokens, repeats, thread_settings):
+def openblas_set_threads():
+    """A function setting OpenBLAS's own thread count in this process, or None.
+
+    PyTorch (Debian, BLAS_INFO=generic) runs its GEMMs in the system BLAS, which is
+    OpenBLAS with its own pthread pool (libopenblas0-pthread): torch.set_num_threads
+    does not change it, so a fair sweep sets both."""
+    import ctypes
+    paths = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and "openblas" in parts[-1]:
+                paths.add(parts[-1])
+    for p in sorted(paths):
+        try:
+            fn = ctypes.CDLL(p).openblas_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_int]
+        return fn
+    return None
+
+
+def parse_torch_settings(text):
+    """'1,2' or '1x1,2x1,...' -> [(torch threads, OpenBLAS threads or None)]."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        t, _, b = item.partition("x")
+        t, b = int(t), (int(b) if b else None)
+        if t < 1 or (b is not None and b < 1):
+            raise ValueError(item)
+        out.append((t, b))
+    return out
+
+
+def bench_torch(ckpt, prompt, decode_tokens, repeats, settings):
     import torch
     from kiln.models.mobilellm import load_model
     model = load_model(ckpt)
     ids = torch.tensor([prompt], dtype=torch.int64)
+    set_blas = openblas_set_threads()
     results = {}
     saved = torch.get_num_threads()
-    for nt in thread_settings:
+    for nt, nb in settings:
+        if nb is not None and set_blas is None:
+            log("PyTorch's BLAS is not OpenBLAS: BLAS thread settings are skipped")
+            continue
+        key = str(nt) if nb is None else f"{nt}x{nb}"
         torch.set_num_threads(nt)
+        if nb is not None:
+            set_blas(nb)
         best_pre, best_dec, tokens = 0.0, 0.0, None
         with torch.inference_mode():
             for rep in range(repeats + 1):  # the first is a warm-up
@@ -223,13 +268,15 @@ def bench_torch(ckpt, prompt, decode_tokens, repeats, thread_settings):
                     continue
                 best_pre = max(best_pre, len(prompt) / (t1 - t0))
                 best_dec = max(best_dec, decode_tokens / (t3 - t2))
-        results[str(nt)] = {"decode_tps": best_dec, "prefill_tps": best_pre}
+        results[key] = {"decode_tps": best_dec, "prefill_tps": best_pre}
     torch.set_num_threads(saved)
+    if not results:
+        raise BenchError("no PyTorch thread setting could be measured")
     best_threads = max(results, key=lambda k: results[k]["decode_tps"])
-    return {"by_threads": results, "best_threads": int(best_threads),
+    return {"by_threads": results, "best_threads": best_threads,
             "decode_tps": results[best_threads]["decode_tps"],
             "prefill_tps": max(r["prefill_tps"] for r in results.values()),
-            "prefill_best_threads": int(max(results, key=lambda k: results[k]["prefill_tps"])),
+            "prefill_best_threads": max(results, key=lambda k: results[k]["prefill_tps"]),
             "tokens": tokens}
 
 
@@ -256,7 +303,9 @@ def main(argv=None):
                     "(best is kept; default 2, --quick: 1)")
     ap.add_argument("--threads", type=int, default=2,
                     help="Kiln threads, when generate has --threads (default 2)")
-    ap.add_argument("--torch-threads", default="1,2")
+    ap.add_argument("--torch-threads", default="1x1,1x2,2x1,2x2",
+                    help="PyTorch settings to try, best reported: T (torch.set_num_threads) "
+                    "or TxB (also OpenBLAS threads B); default 1x1,1x2,2x1,2x2")
     ap.add_argument("--bandwidth-mib", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -267,7 +316,10 @@ def main(argv=None):
             ap.error(f"--models: unknown model {m!r} (known: 125M, LS-125M)")
     decode_tokens = a.decode_tokens or (16 if a.quick else 64)
     repeats = a.repeats or (1 if a.quick else 2)
-    torch_threads = [int(t) for t in a.torch_threads.split(",") if t]
+    try:
+        torch_threads = parse_torch_settings(a.torch_threads)
+    except ValueError as e:
+        ap.error(f"--torch-threads: bad setting {e} (want T or TxB, positive integers)")
     if a.prompt_len < 1 or decode_tokens < 1 or repeats < 1 or not torch_threads:
         ap.error("--prompt-len, --decode-tokens, --repeats and --torch-threads must be positive")
     if a.prompt_len + decode_tokens + 1 > a.max_seq_len:
@@ -289,7 +341,8 @@ def main(argv=None):
               "settings": {"config": a.config, "models": models, "prompt_len": a.prompt_len,
                            "decode_tokens": decode_tokens, "repeats": repeats,
                            "max_seq_len": a.max_seq_len, "int4_group_size": 32,
-                           "torch_threads": torch_threads}}
+                           "torch_threads": [t if b is None else f"{t}x{b}"
+                                             for t, b in torch_threads]}}
 
     # Bandwidth first, on a quiet process.
     bw_exe = bandwidth_binary(a.build_dir, work)
@@ -406,8 +459,9 @@ def print_table(res):
         tr = e["torch_fp32"]
         print(f"{name:<8} {'torch fp32':<12} {tr['decode_tps']:>10.1f} {tr['prefill_tps']:>11.1f} "
               f"{'':>9} {'':>5} {'':>11} {'':>6} {'':>10} {'':>6}   "
-              f"(threads: decode {tr['best_threads']}, prefill {tr['prefill_best_threads']}; "
-              + ", ".join(f"{k}t {v['decode_tps']:.1f}/{v['prefill_tps']:.1f}"
+              f"(torch x OpenBLAS threads: decode {tr['best_threads']}, prefill "
+              f"{tr['prefill_best_threads']}; "
+              + ", ".join(f"{k} {v['decode_tps']:.1f}/{v['prefill_tps']:.1f}"
                           for k, v in tr["by_threads"].items()) + ")")
         ra = e["ratios"]
         print(f"{'':<8} ratios: kiln fp32/torch decode {ra['kiln_fp32_vs_torch_decode']:.2f}x, "
