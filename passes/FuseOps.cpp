@@ -1,6 +1,7 @@
 //===- FuseOps.cpp - kiln-fuse --------------------------------------------===//
 //
-// Recognises RMSNorm, SwiGLU, RoPE (rotate-half and interleaved) and causal
+// Recognises RMSNorm, SwiGLU, RoPE (rotate-half and interleaved, or as a
+// constant lane permutation with a signed sin table) and causal
 // grouped-query attention in the pieces the front end imports from traced
 // PyTorch code and replaces each with one fused op; folds a transpose of the
 // last two dims of a matmul's b into `transpose_b`. Every pattern checks all its
@@ -21,6 +22,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/IR/TypeUtilities.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "llvm/ADT/SmallBitVector.h"
 #include "llvm/ADT/StringExtras.h"
 
 #include <cmath>
@@ -96,7 +98,7 @@ std::optional<int64_t> inferRank(Value value, int depth = 0) {
   }
   if (isa<UnaryOp, CastOp, SoftmaxOp, CopyOp, RmsNormOp, ConcatOp>(op))
     return same(op->getOperand(0));
-  if (isa<BinaryOp, RopeOp, SwigluOp>(op)) {
+  if (isa<BinaryOp, RopeOp, RopePermOp, SwigluOp>(op)) {
     std::optional<int64_t> rank = 0;
     for (Value operand : op->getOperands()) {
       std::optional<int64_t> operandRank = same(operand);
@@ -172,7 +174,7 @@ DimFact inferDim(Value value, int64_t dim, int depth = 0) {
   }
   if (isa<UnaryOp, CastOp, CopyOp>(op))
     return inferDim(op->getOperand(0), dim, depth + 1);
-  if (isa<BinaryOp, RopeOp, SwigluOp>(op)) {
+  if (isa<BinaryOp, RopeOp, RopePermOp, SwigluOp>(op)) {
     // A dim that no other operand reaches (they have fewer dims counted from
     // the end) is the dim of the one operand that has it.
     int64_t fromEnd = *rank - dim;
@@ -529,6 +531,92 @@ struct FuseRopePattern : OpRewritePattern<BinaryOp> {
   FusionCounts &counts;
 };
 
+/// `x * cos + index_select(x, -1, perm) * sin` with `perm` a constant
+/// permutation of x's last dim (any operand order of the muls and the add)
+/// -> `rope_perm x, cos, sin perm [...]`: the form of RoPE that MobileLLM's
+/// export writes for both rotate-half and interleaved pairs, with the signs
+/// in the sin table.
+struct FusePermutedRopePattern : OpRewritePattern<BinaryOp> {
+  FusePermutedRopePattern(MLIRContext *context, FusionCounts &counts)
+      : OpRewritePattern(context), counts(counts) {}
+
+  /// The entries of `index` if it is a constant 1-d integer tensor holding a
+  /// permutation of 0..n-1.
+  static std::optional<SmallVector<int64_t>> matchPermutation(Value index) {
+    DenseIntElementsAttr values;
+    if (!matchPattern(index, m_Constant(&values)))
+      return std::nullopt;
+    auto type = dyn_cast<RankedTensorType>(values.getType());
+    if (!type || type.getRank() != 1 || type.getElementType().isInteger(1))
+      return std::nullopt;
+    int64_t n = type.getDimSize(0);
+    SmallVector<int64_t> perm;
+    llvm::SmallBitVector seen(n);
+    for (const APInt &value : values.getValues<APInt>()) {
+      int64_t entry = type.getElementType().isUnsignedInteger()
+                          ? static_cast<int64_t>(value.getZExtValue())
+                          : value.getSExtValue();
+      if (entry < 0 || entry >= n || seen.test(entry))
+        return std::nullopt;
+      seen.set(entry);
+      perm.push_back(entry);
+    }
+    return perm;
+  }
+
+  LogicalResult matchAndRewrite(BinaryOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getFn() != "add")
+      return failure();
+    for (auto [directValue, rotatedValue] :
+         {std::pair(op.getA(), op.getB()), std::pair(op.getB(), op.getA())}) {
+      BinaryOp direct = getBinary(directValue, "mul");
+      BinaryOp rotated = getBinary(rotatedValue, "mul");
+      if (!direct || !rotated)
+        continue;
+      for (auto [selectedValue, sin] :
+           {std::pair(rotated.getA(), rotated.getB()),
+            std::pair(rotated.getB(), rotated.getA())}) {
+        auto select = getSingleUseProducer<IndexSelectOp>(selectedValue);
+        if (!select)
+          continue;
+        Value x = select.getX();
+        if (!isLastDim(x, static_cast<int64_t>(select.getDim())))
+          continue;
+        std::optional<SmallVector<int64_t>> perm =
+            matchPermutation(select.getIndex());
+        if (!perm)
+          continue;
+        // perm must cover x's last dim exactly. When that dim is unknown, a
+        // permutation of n >= 2 entries is enough: with another size the
+        // unfused ops fail at run time too (an index out of range, or an
+        // add of last dims n and D that do not broadcast), as the fused
+        // kernel does. (n == 1 could broadcast against cos/sin: left alone.)
+        int64_t n = static_cast<int64_t>(perm->size());
+        std::optional<int64_t> rank = inferRank(x);
+        DimFact last = rank && *rank >= 1 ? inferDim(x, *rank - 1) : DimFact{};
+        if (n < 2 || (last.constant && *last.constant != n))
+          continue;
+        Value cos;
+        if (direct.getA() == x)
+          cos = direct.getB();
+        else if (direct.getB() == x)
+          cos = direct.getA();
+        if (!cos || !isFloat(x) ||
+            !haveSameElementType({x, cos, sin, op.getResult()}))
+          continue;
+        rewriter.replaceOpWithNewOp<RopePermOp>(op, op.getType(), x, cos, sin,
+                                                *perm);
+        ++counts.rope;
+        return success();
+      }
+    }
+    return failure();
+  }
+
+  FusionCounts &counts;
+};
+
 //===----------------------------------------------------------------------===//
 // Attention
 //===----------------------------------------------------------------------===//
@@ -739,7 +827,8 @@ public:
     int64_t transposeBBefore = countTransposeB();
     RewritePatternSet patterns(&getContext());
     patterns.add<FuseRmsNormPattern, FuseSwigluPattern, FuseRopePattern,
-                 FuseAttentionPattern>(&getContext(), counts);
+                 FusePermutedRopePattern, FuseAttentionPattern>(&getContext(),
+                                                                counts);
     patterns.add<FuseRmsNormWeightPattern, FoldTransposeIntoMatmulPattern>(
         &getContext());
     if (failed(applyPatternsAndFoldGreedily(getOperation(),

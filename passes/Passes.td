@@ -160,6 +160,11 @@ def FuseOps : Pass<"kiln-fuse", "mlir::ModuleOp"> {
       (from `x.size(-1) // 2` or a constant matching a static D) ->
       `kiln.rope ... style "rotate_half"`; `x * cos + stack(-x[..., 1::2],
       x[..., ::2], -1).flatten(-2) * sin` -> `style "interleaved"`;
+    * `x * cos + x.index_select(-1, perm) * sin` with `perm` a constant 1-d
+      integer permutation of x's last dim (its length must equal that dim
+      when it is known, and be >= 2 otherwise) -> `kiln.rope_perm ... perm
+      [...]` (MobileLLM's export writes RoPE this way, with the signs in the
+      sin table, for rotate-half and for R1's interleaved pairs);
     * `softmax(q @ k.transpose(-2, -1) {* c | / c} [masked_fill(triu(ones(n,
       n, bool), 1), -inf)], -1) @ v` with 4-d q/k/v, k and v optionally
       `repeat_interleave`d by the same factor on dim 1 (grouped-query
@@ -184,7 +189,7 @@ def FuseOps : Pass<"kiln-fuse", "mlir::ModuleOp"> {
   let statistics = [
     Statistic<"numRmsNorm", "rms-norm", "Number of kiln.rms_norm ops formed">,
     Statistic<"numSwiglu", "swiglu", "Number of kiln.swiglu ops formed">,
-    Statistic<"numRope", "rope", "Number of kiln.rope ops formed">,
+    Statistic<"numRope", "rope", "Number of kiln.rope and kiln.rope_perm ops formed">,
     Statistic<"numAttention", "attention", "Number of kiln.attention ops formed">,
     Statistic<"numTransposeB", "transpose-b", "Number of transposes folded into kiln.matmul">,
   ];

@@ -1398,6 +1398,41 @@ LogicalResult RopeOp::verify() {
   return verifyResultShape(*this, getResult().getType(), **shape);
 }
 
+LogicalResult RopePermOp::verify() {
+  if (failed(verifySameFloatElementTypes(*this, {getX(), getCos(), getSin()},
+                                         {"x", "cos", "sin"})))
+    return failure();
+  ArrayRef<int64_t> perm = getPerm();
+  int64_t d = static_cast<int64_t>(perm.size());
+  llvm::SmallBitVector seen(d);
+  for (int64_t entry : perm) {
+    if (entry < 0 || entry >= d || seen.test(entry))
+      return emitOpError() << "'perm' " << formatShape(perm)
+                           << " is not a permutation of 0.." << d - 1;
+    seen.set(entry);
+  }
+  if (d == 0)
+    return emitOpError("'perm' must not be empty");
+  std::optional<SmallVector<int64_t>> x = knownShape(getX().getType());
+  if (x && x->empty())
+    return emitOpError("'x' must have rank at least 1");
+  if (x && !ShapedType::isDynamic(x->back()) && x->back() != d)
+    return emitOpError() << "'perm' has " << d
+                         << " entries but the last dim of 'x' is "
+                         << x->back();
+  FailureOr<std::optional<SmallVector<int64_t>>> shape = broadcastShapes(
+      *this, {getX().getType(), getCos().getType(), getSin().getType()});
+  if (failed(shape))
+    return failure();
+  if (!*shape)
+    return success();
+  if (!ShapedType::isDynamic((*shape)->back()) && (*shape)->back() != d)
+    return emitOpError() << "the last dim of 'x' (" << d
+                         << ") must not be broadcast (to " << (*shape)->back()
+                         << ")";
+  return verifyResultShape(*this, getResult().getType(), **shape);
+}
+
 LogicalResult AttentionOp::verify() {
   SmallVector<Value> operands = {getQ(), getK(), getV()};
   if (failed(verifySameFloatElementTypes(*this, operands, {"q", "k", "v"})))

@@ -29,8 +29,15 @@ struct PlannedInstruction {
   std::string loc;
   std::string label; // "instruction 3 (linear at m.py:4)"
   std::vector<int> outIdx;
+  std::vector<int> inIdx;         // -1 = absent operand
   std::vector<const Tensor *> in; // null = absent operand
   std::vector<Tensor *> out;
+  /// Built once at load (pointers into the vectors above, never resized);
+  /// run() only sets pool/portableOnly.
+  KernelCall call;
+  /// Every output is declared with a known dtype and fully static shape: once
+  /// a run with static inputs checked them, later runs skip the check.
+  bool staticOutputs = false;
 };
 
 struct MethodPlan {
@@ -40,12 +47,51 @@ struct MethodPlan {
   std::vector<uint8_t> isStateOrConst;
   std::vector<int> inputIdx;
   std::vector<int> outputIdx;
+  /// Per output: which input it is (-1 = not an input), precomputed at load.
+  std::vector<int> outputIsInput;
   std::vector<Tensor *> valuePtr; // slot or program state, per value
   std::vector<PlannedInstruction> instrs;
   std::vector<int64_t> arenaOffset; // per value; -1 = allocated by the kernels
-  std::unique_ptr<Storage> ownedArena; // when the caller gave none
-  uint8_t *arena = nullptr;            // null until bound
+  uint8_t *arena = nullptr;         // null until bound
+  bool ownArena = false;            // setArena gave this method its own
+  /// Every input is declared with a known dtype and static shape.
+  bool staticInputs = false;
+  /// A run with (static) inputs passed every output check.
+  bool outputsVerified = false;
+  /// Which instructions run for the outputs not in liveSkip (runViews'
+  /// skipOutputs); recomputed when the mask changes.
+  uint64_t liveSkip = 0;
+  std::vector<uint8_t> live; // empty = all
 };
+
+namespace {
+/// Marks the instructions needed for the outputs not in `skip`: those that
+/// write a state (the KV cache) or feed a needed value.
+void computeLiveness(MethodPlan &plan, uint64_t skip) {
+  plan.liveSkip = skip;
+  plan.live.clear();
+  if (skip == 0)
+    return;
+  std::vector<uint8_t> needed(plan.slots.size(), 0);
+  for (size_t i = 0; i < plan.outputIdx.size(); ++i)
+    if (i >= 64 || !((skip >> i) & 1u))
+      needed[(size_t)plan.outputIdx[i]] = 1;
+  plan.live.assign(plan.instrs.size(), 0);
+  for (size_t k = plan.instrs.size(); k-- > 0;) {
+    const PlannedInstruction &pi = plan.instrs[k];
+    bool live = pi.outIdx.empty();
+    for (int idx : pi.outIdx)
+      if (needed[(size_t)idx] || plan.isStateOrConst[(size_t)idx])
+        live = true;
+    if (!live)
+      continue;
+    plan.live[k] = 1;
+    for (int idx : pi.inIdx)
+      if (idx >= 0)
+        needed[(size_t)idx] = 1;
+  }
+}
+} // namespace
 
 namespace {
 /// Binds every planned value's slot to its slice of `arena` (verified by the
@@ -114,6 +160,16 @@ std::string declShape(const ValueDecl &d) {
   return s + "]";
 }
 
+/// Known dtype and rank, no dynamic dim.
+bool isStaticDecl(const ValueDecl &d) {
+  if (d.dtype == DType::Unknown || d.rank < 0)
+    return false;
+  for (int i = 0; i < d.rank; ++i)
+    if (d.dims[i] < 0)
+      return false;
+  return true;
+}
+
 bool matchesDecl(const ValueDecl &d, const Tensor &t) {
   if (d.rank < 0)
     return true;
@@ -130,6 +186,11 @@ bool matchesDecl(const ValueDecl &d, const Tensor &t) {
 Program::~Program() {
   pool_.reset();
   methods_.clear();
+  states_.clear();
+  if (sharedArena_)
+    munmap(sharedArena_, sharedArenaSize_);
+  if (stateMapping_)
+    munmap(stateMapping_, stateMappingSize_);
   if (mapping_)
     munmap(mapping_, mappingSize_);
 }
@@ -199,9 +260,15 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
     return invalidProgram(err);
   const fb::Program *prog = p->view_.program;
 
-  // Program-level state: zero-initialised, shared by all methods.
+  // Program-level state: zero-initialised, shared by all methods. All states
+  // live in one anonymous mapping, each starting on a page: pages are zero
+  // until written, so a KV cache only costs memory for the positions used, and
+  // resetState gives the pages back (MADV_DONTNEED) instead of writing zeros.
   if (const auto *states = prog->states()) {
-    p->states_.reserve(states->size());
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    std::vector<Shape> shapes;
+    std::vector<size_t> offsets;
+    size_t total = 0;
     for (uint32_t i = 0; i < states->size(); ++i) {
       const fb::StateDecl *s = states->Get(i);
       std::vector<int64_t> dims;
@@ -210,10 +277,32 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
       Result<Shape> shape = Shape::make(dims);
       if (!shape.ok())
         return shape.error().withContext("state " + s->name()->str());
-      Result<Tensor> t = Tensor::zeros(static_cast<DType>(s->dtype()), *shape);
-      if (!t.ok())
-        return t.error().withContext("state " + s->name()->str());
-      p->states_.push_back(t.take());
+      DType dt = static_cast<DType>(s->dtype());
+      if (dt == DType::Unknown || dt == DType::Int4)
+        return invalidProgram("state " + s->name()->str() + " has dtype " + dtypeName(dt) +
+                              ", which a state cannot have");
+      uint64_t bytes = (uint64_t)shape->numel() * dtypeSize(dt);
+      uint64_t rounded = (bytes + page - 1) / page * page;
+      if (!checkedAdd(total, rounded, &rounded) || rounded > (uint64_t)1 << 46)
+        return invalidProgram("the states need more than 64 TiB");
+      shapes.push_back(*shape);
+      offsets.push_back(total);
+      total = (size_t)rounded;
+    }
+    if (total > 0) {
+      void *m = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED)
+        return outOfMemory("cannot allocate the " + std::to_string(total) +
+                           " bytes of the program's states (KV cache)");
+      p->stateMapping_ = m;
+      p->stateMappingSize_ = total;
+    }
+    p->states_.reserve(states->size());
+    for (uint32_t i = 0; i < states->size(); ++i) {
+      const fb::StateDecl *s = states->Get(i);
+      uint8_t *base = static_cast<uint8_t *>(p->stateMapping_);
+      p->states_.push_back(Tensor::bindToArena(static_cast<DType>(s->dtype()), shapes[i],
+                                               base ? base + offsets[i] : nullptr));
       p->stateNames_.push_back(s->name()->str());
     }
   }
@@ -284,7 +373,14 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
         for (int32_t idx : *m->outputs()) {
           plan->outputIdx.push_back(idx);
           plan->info.outputs.push_back(infoOf(plan->decls[(size_t)idx]));
+          auto at = std::find(plan->inputIdx.begin(), plan->inputIdx.end(), idx);
+          plan->outputIsInput.push_back(
+              at == plan->inputIdx.end() ? -1 : (int)(at - plan->inputIdx.begin()));
         }
+      plan->staticInputs = true;
+      for (int idx : plan->inputIdx)
+        if (!isStaticDecl(plan->decls[(size_t)idx]))
+          plan->staticInputs = false;
       uint32_t ninstr = m->instructions() ? m->instructions()->size() : 0;
       plan->instrs.resize(ninstr);
       plan->info.numInstructions = ninstr;
@@ -323,7 +419,9 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
               return invalidProgram(iw + ": input " + std::to_string(i) +
                                     " is absent but is not optional");
             pi.in.push_back(nullptr);
+            pi.inIdx.push_back(-1);
           } else {
+            pi.inIdx.push_back(idx);
             const Tensor *t = plan->valuePtr[(size_t)idx];
             if (t->isQuantized() && (i >= 32 || !((k.quantizedInputs >> i) & 1u)))
               return invalidProgram(iw + ": input " + std::to_string(i) + " is the quantized weight " +
@@ -342,6 +440,17 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
         Error e = k.parse(AttrSet(ins->attrs()), &pi.attrs);
         if (e.failed())
           return e.withContext(iw);
+        pi.staticOutputs = true;
+        for (int idx : pi.outIdx)
+          if (!isStaticDecl(plan->decls[(size_t)idx]))
+            pi.staticOutputs = false;
+        pi.call.op = pi.op.c_str();
+        pi.call.loc = &pi.loc;
+        pi.call.attrs = &pi.attrs;
+        pi.call.in = pi.in.data();
+        pi.call.nIn = (int)pi.in.size();
+        pi.call.out = pi.out.data();
+        pi.call.nOut = (int)pi.out.size();
       }
       p->methods_.push_back(std::move(plan));
     }
@@ -375,9 +484,9 @@ Error Program::setArena(const std::string &method, void *data, size_t size) {
       return invalidArgument("method " + method + ": the arena given is null");
     if (reinterpret_cast<uintptr_t>(data) % 64 != 0)
       return invalidArgument("method " + method + ": the arena given is not 64-byte aligned");
-    m->ownedArena.reset();
     if (m->info.numPlannedValues > 0)
       bindArena(*m, data);
+    m->ownArena = true;
     return Error::success();
   }
   return invalidArgument("no method '" + method + "'");
@@ -407,6 +516,9 @@ const Tensor *Program::state(const std::string &name) const {
 std::vector<std::string> Program::stateNames() const { return stateNames_; }
 
 Error Program::resetState() {
+  // Zero pages again, without touching them (see finishLoad).
+  if (stateMapping_ && ::madvise(stateMapping_, stateMappingSize_, MADV_DONTNEED) == 0)
+    return Error::success();
   for (Tensor &t : states_)
     if (t.numel() > 0) {
       void *data = t.mutableData();
@@ -453,115 +565,149 @@ Result<std::pair<const uint8_t *, size_t>> Program::asset(const std::string &nam
                          (names.empty() ? "none" : names) + ")");
 }
 
-Result<std::vector<Tensor>> Program::run(const std::string &method,
-                                         const std::vector<Tensor> &inputs) {
-  MethodPlan *plan = nullptr;
-  for (auto &m : methods_)
-    if (m->info.name == method)
-      plan = m.get();
-  if (!plan) {
-    std::string names;
-    for (const auto &m : methods_)
-      names += (names.empty() ? "" : ", ") + m->info.name;
-    return invalidArgument("no method '" + method + "' (methods: " + names + ")");
-  }
-  std::string where = "method " + method;
-  if (inputs.size() != plan->inputIdx.size())
-    return invalidArgument(where + ": expected " + std::to_string(plan->inputIdx.size()) +
-                           " inputs, got " + std::to_string(inputs.size()));
+int Program::methodIndex(const std::string &method) const {
+  for (size_t i = 0; i < methods_.size(); ++i)
+    if (methods_[i]->info.name == method)
+      return (int)i;
+  return -1;
+}
+
+uint64_t Program::sharedArenaBytes() const {
+  uint64_t bytes = 0;
+  for (const auto &m : methods_)
+    if (!m->ownArena)
+      bytes = std::max(bytes, m->info.arenaBytes);
+  return bytes;
+}
+
+namespace {
+Error noMethodError(const std::vector<std::unique_ptr<MethodPlan>> &methods,
+                    const std::string &method) {
+  std::string names;
+  for (const auto &m : methods)
+    names += (names.empty() ? "" : ", ") + m->info.name;
+  return invalidArgument("no method '" + method + "' (methods: " + names + ")");
+}
+} // namespace
+
+void Program::unbindInputs(MethodPlan &plan) {
+  // Drop references to the caller's input storage.
+  for (int idx : plan.inputIdx)
+    plan.slots[(size_t)idx] = Tensor();
+}
+
+Error Program::execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint64_t skip) {
+  const std::string &method = plan.info.name;
+  if (inputs.size() != plan.inputIdx.size())
+    return invalidArgument("method " + method + ": expected " +
+                           std::to_string(plan.inputIdx.size()) + " inputs, got " +
+                           std::to_string(inputs.size()));
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor &t = inputs[i];
-    const ValueDecl &d = plan->decls[(size_t)plan->inputIdx[i]];
-    std::string iw = where + ": input " + std::to_string(i) + (d.name.empty() ? "" : " (" + d.name + ")");
+    const ValueDecl &d = plan.decls[(size_t)plan.inputIdx[i]];
+    bool dtypeOk = d.dtype == DType::Unknown || t.dtype() == d.dtype;
+    if (t.defined() && (t.data() != nullptr || t.numel() == 0) && dtypeOk && matchesDecl(d, t))
+      continue;
+    std::string iw = "method " + method + ": input " + std::to_string(i) +
+                     (d.name.empty() ? "" : " (" + d.name + ")");
     if (!t.defined())
       return invalidArgument(iw + " is an undefined tensor");
     if (t.data() == nullptr && t.numel() > 0)
       return invalidArgument(iw + " has no data");
-    if (d.dtype != DType::Unknown && t.dtype() != d.dtype)
+    if (!dtypeOk)
       return invalidArgument(iw + " has dtype " + dtypeName(t.dtype()) + ", expected " +
                              dtypeName(d.dtype));
-    if (!matchesDecl(d, t))
-      return invalidArgument(iw + " has shape " + t.shape().str() + ", expected " + declShape(d));
+    return invalidArgument(iw + " has shape " + t.shape().str() + ", expected " + declShape(d));
+  }
+  if (plan.info.numPlannedValues > 0 && !plan.arena) {
+    // One arena for every method without its own: methods never run at once,
+    // so the largest plan fits them all. Allocated once, reused by every run.
+    size_t bytes = (size_t)sharedArenaBytes();
+    if (!sharedArena_ || sharedArenaSize_ < bytes) {
+      // (A method given its own arena later only shrinks the need.) Mapped,
+      // not malloc'ed: page-aligned, so releaseArenaMemory can return pages.
+      const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+      size_t cap = std::max<size_t>((bytes + page - 1) / page * page, page);
+      void *m = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED)
+        return outOfMemory("method " + method + ": cannot allocate the " +
+                           std::to_string(bytes) + "-byte arena of the memory plan");
+      for (auto &m2 : methods_)
+        if (!m2->ownArena)
+          m2->arena = nullptr; // rebound at their next run
+      if (sharedArena_)
+        ::munmap(sharedArena_, sharedArenaSize_);
+      sharedArena_ = m;
+      sharedArenaSize_ = cap;
+    }
+    bindArena(plan, sharedArena_);
   }
   for (size_t i = 0; i < inputs.size(); ++i)
-    plan->slots[(size_t)plan->inputIdx[i]] = inputs[i];
-  if (plan->info.numPlannedValues > 0 && !plan->arena) {
-    // One arena per method, allocated once and reused by every later run.
-    size_t bytes = (size_t)plan->info.arenaBytes;
-    size_t cap = (bytes + 63) / 64 * 64;
-    auto arena = std::make_unique<Storage>();
-    arena->ptr = std::aligned_alloc(64, cap ? cap : 64);
-    if (!arena->ptr) {
-      for (size_t i = 0; i < inputs.size(); ++i)
-        plan->slots[(size_t)plan->inputIdx[i]] = Tensor();
-      return outOfMemory(where + ": cannot allocate the " + std::to_string(bytes) +
-                         "-byte arena of the memory plan");
-    }
-    arena->capacity = cap;
-    plan->ownedArena = std::move(arena);
-    bindArena(*plan, plan->ownedArena->ptr);
-  }
+    plan.slots[(size_t)plan.inputIdx[i]] = inputs[i];
 
-  Error failure;
   ThreadPool *pool = pool_.get();
   const bool portableOnly = portableKernels_;
-  for (PlannedInstruction &pi : plan->instrs) {
-    KernelCall call;
-    call.pool = pool;
-    call.portableOnly = portableOnly;
-    call.op = pi.op.c_str();
-    call.loc = &pi.loc;
-    call.attrs = &pi.attrs;
-    call.in = pi.in.data();
-    call.nIn = (int)pi.in.size();
-    call.out = pi.out.data();
-    call.nOut = (int)pi.out.size();
-    Error e = pi.kernel->run(call);
+  // With static input shapes every static output shape was checked by the
+  // first run; later runs compute the same shapes.
+  const bool skipStatic = plan.outputsVerified;
+  if (skip != plan.liveSkip)
+    computeLiveness(plan, skip);
+  const uint8_t *live = plan.live.empty() ? nullptr : plan.live.data();
+  for (size_t k = 0; k < plan.instrs.size(); ++k) {
+    if (live && !live[k])
+      continue;
+    PlannedInstruction &pi = plan.instrs[k];
+    pi.call.pool = pool;
+    pi.call.portableOnly = portableOnly;
+    Error e = pi.kernel->run(pi.call);
     if (e.failed()) {
-      failure = e.withContext(where + ": " + pi.label);
-      break;
+      unbindInputs(plan);
+      return e.withContext("method " + method + ": " + pi.label);
     }
+    if (skipStatic && pi.staticOutputs)
+      continue;
     for (size_t k = 0; k < pi.out.size(); ++k) {
       const Tensor &t = *pi.out[k];
-      const ValueDecl &d = plan->decls[(size_t)pi.outIdx[k]];
+      const ValueDecl &d = plan.decls[(size_t)pi.outIdx[k]];
       bool dtypeOk = d.dtype == DType::Unknown || t.dtype() == d.dtype;
       if (!t.defined() || !dtypeOk || !matchesDecl(d, t)) {
-        failure = invalidProgram(
-            where + ": " + pi.label + ": output " + std::to_string(k) + " is " + t.describe() +
-            " but the program declares value " + std::to_string(pi.outIdx[k]) +
+        unbindInputs(plan);
+        return invalidProgram(
+            "method " + method + ": " + pi.label + ": output " + std::to_string(k) + " is " +
+            t.describe() + " but the program declares value " + std::to_string(pi.outIdx[k]) +
             (d.name.empty() ? "" : " (" + d.name + ")") + " as " +
             (d.dtype == DType::Unknown ? "?" : dtypeName(d.dtype)) +
             (d.rank < 0 ? "[*]" : declShape(d)));
-        break;
       }
     }
-    if (failure.failed())
-      break;
   }
-  // Drop references to the caller's input storage.
-  for (size_t i = 0; i < inputs.size(); ++i)
-    plan->slots[(size_t)plan->inputIdx[i]] = Tensor();
-  if (failure.failed())
-    return failure;
+  if (plan.staticInputs && !live)
+    plan.outputsVerified = true;
+  return Error::success();
+}
+
+Result<std::vector<Tensor>> Program::run(const std::string &method,
+                                         const std::vector<Tensor> &inputs) {
+  int mi = methodIndex(method);
+  if (mi < 0)
+    return noMethodError(methods_, method);
+  MethodPlan &plan = *methods_[(size_t)mi];
+  KILN_TRY(execute(plan, inputs, 0));
+  unbindInputs(plan);
 
   std::vector<Tensor> results;
-  results.reserve(plan->outputIdx.size());
-  for (size_t i = 0; i < plan->outputIdx.size(); ++i) {
-    size_t idx = (size_t)plan->outputIdx[i];
-    const Tensor *t = plan->valuePtr[idx];
-    bool isInput = false;
-    for (size_t k = 0; k < plan->inputIdx.size(); ++k)
-      if ((size_t)plan->inputIdx[k] == idx)
-        isInput = true;
-    if (isInput) {
-      results.push_back(inputs[std::find(plan->inputIdx.begin(), plan->inputIdx.end(),
-                                         (int)idx) - plan->inputIdx.begin()]);
-    } else if (t->isArenaBound() || (plan->isStateOrConst[idx] && !t->isBorrowed())) {
+  results.reserve(plan.outputIdx.size());
+  for (size_t i = 0; i < plan.outputIdx.size(); ++i) {
+    size_t idx = (size_t)plan.outputIdx[i];
+    const Tensor *t = plan.valuePtr[idx];
+    if (plan.outputIsInput[i] >= 0) {
+      results.push_back(inputs[(size_t)plan.outputIsInput[i]]);
+    } else if (t->isArenaBound() || (plan.isStateOrConst[idx] && !t->isBorrowed())) {
       // An arena slice is overwritten by the next run, and state changes on
       // later calls: hand out a copy.
       Result<Tensor> c = t->clone();
       if (!c.ok())
-        return c.error().withContext(where);
+        return c.error().withContext("method " + method);
       results.push_back(c.take());
     } else {
       // Shares the slot's storage; the next run allocates a fresh buffer for this
@@ -570,6 +716,50 @@ Result<std::vector<Tensor>> Program::run(const std::string &method,
     }
   }
   return results;
+}
+
+void Program::releaseArenaMemory(uint64_t keepBytes) {
+  if (!sharedArena_)
+    return;
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t from = (size_t)std::min<uint64_t>(keepBytes, sharedArenaSize_);
+  from = (from + page - 1) / page * page;
+  if (from < sharedArenaSize_)
+    ::madvise(static_cast<uint8_t *>(sharedArena_) + from, sharedArenaSize_ - from,
+              MADV_DONTNEED); // advisory: on failure the pages just stay
+}
+
+Error Program::runViews(const std::string &method, const std::vector<Tensor> &inputs,
+                        std::vector<Tensor> *outputs, uint64_t skipOutputs) {
+  int mi = methodIndex(method);
+  if (mi < 0)
+    return noMethodError(methods_, method);
+  return runViews(mi, inputs, outputs, skipOutputs);
+}
+
+Error Program::runViews(int method, const std::vector<Tensor> &inputs,
+                        std::vector<Tensor> *outputs, uint64_t skipOutputs) {
+  if (method < 0 || (size_t)method >= methods_.size())
+    return invalidArgument("no method with index " + std::to_string(method) + " (" +
+                           std::to_string(methods_.size()) + " methods)");
+  MethodPlan &plan = *methods_[(size_t)method];
+  if (plan.outputIdx.size() < 64)
+    skipOutputs &= ((uint64_t)1 << plan.outputIdx.size()) - 1;
+  KILN_TRY(execute(plan, inputs, skipOutputs));
+  unbindInputs(plan);
+  outputs->resize(plan.outputIdx.size());
+  for (size_t i = 0; i < plan.outputIdx.size(); ++i) {
+    if (i < 64 && ((skipOutputs >> i) & 1u)) {
+      (*outputs)[i] = Tensor();
+      continue;
+    }
+    const Tensor &t = plan.outputIsInput[i] >= 0 ? inputs[(size_t)plan.outputIsInput[i]]
+                                                 : *plan.valuePtr[(size_t)plan.outputIdx[i]];
+    // A borrowed view: no reference count, so the next run reuses the buffer
+    // instead of allocating a new one for a value the caller still holds.
+    (*outputs)[i] = t.isQuantized() ? t : Tensor::borrow(t.dtype(), t.shape(), t.data());
+  }
+  return Error::success();
 }
 
 } // namespace rt

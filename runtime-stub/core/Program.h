@@ -74,10 +74,36 @@ public:
   /// dims. Returned tensors own (or share) their storage, except outputs that
   /// are constants: those borrow the mapped file and live as long as the Program.
   /// Not thread-safe: one run at a time per Program (buffers are reused).
-  /// Planned values (memory plan) live in one arena per method, allocated at the
-  /// first run unless setArena gave one; outputs are copied out of the arena,
-  /// so they stay valid after later runs.
+  /// Planned values (memory plan) live in one arena shared by all methods (they
+  /// never run at once; docs/program-format.md "At run time"), allocated at the
+  /// first run unless setArena gave the method one; outputs are copied out of
+  /// the arena, so they stay valid after later runs.
   Result<std::vector<Tensor>> run(const std::string &method, const std::vector<Tensor> &inputs);
+
+  /// Index of `method` for runViews (stable for the Program's life), -1 if none.
+  int methodIndex(const std::string &method) const;
+  /// Runs a method like run(), but without copying: `outputs` receives views of
+  /// the runtime's buffers (arena slices, states, constants, the inputs' data),
+  /// valid until the next run of ANY method of this Program, setArena,
+  /// resetState or the Program's destruction; clone() what must live longer.
+  /// Nothing is allocated per call once `outputs` has the right size (decode
+  /// loops: docs/runtime-kernels.md "Per-token overhead"). Input checks are the
+  /// same as run()'s. Bit i of `skipOutputs` set = output i is not needed: the
+  /// instructions that only feed skipped outputs (and write no state) do not
+  /// run, and those outputs come back undefined (e.g. prefill chunks whose
+  /// logits nobody reads: the KV cache is still written).
+  Error runViews(int method, const std::vector<Tensor> &inputs, std::vector<Tensor> *outputs,
+                 uint64_t skipOutputs = 0);
+  Error runViews(const std::string &method, const std::vector<Tensor> &inputs,
+                 std::vector<Tensor> *outputs, uint64_t skipOutputs = 0);
+  /// Bytes of the arena the methods share (the largest arenaBytes of the
+  /// methods without an arena of their own); allocated at the first run.
+  uint64_t sharedArenaBytes() const;
+  /// Gives the shared arena's memory past its first keepBytes back to the OS
+  /// (the arena is scratch between runs; later runs fault the pages in again).
+  /// E.g. the LLM runner after prefill, whose arena (the [1, C, V] logits) is
+  /// far larger than decode's. Invalidates runViews outputs.
+  void releaseArenaMemory(uint64_t keepBytes = 0);
 
   /// Gives `method` the caller's memory as its arena instead of one the runtime
   /// allocates: `data` must be 64-byte aligned and `size` at least
@@ -89,6 +115,8 @@ public:
   /// caller's thread only. InvalidArgument outside [0, kMaxThreads].
   Error setNumThreads(int n);
   int numThreads() const { return numThreads_; }
+  /// The kernels' pool (null with one thread), e.g. for its stats().
+  ThreadPool *threadPool() const { return pool_.get(); }
   static constexpr int kMaxThreads = 256;
 
   /// The verified file (header, flatbuffer, segments).
@@ -117,6 +145,10 @@ private:
   Program() = default;
   static Result<std::unique_ptr<Program>> finishLoad(std::unique_ptr<Program> p,
                                                      const LoadOptions &options);
+  /// Checks the inputs, binds the arena and runs every instruction of `plan`;
+  /// the outputs are then in the plan's slots (inputs stay bound: unbindInputs).
+  Error execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint64_t skipOutputs);
+  void unbindInputs(MethodPlan &plan);
 
   // Exactly one of mapping_ / ownedBytes_ holds the file.
   void *mapping_ = nullptr;
@@ -127,9 +159,13 @@ private:
 
   ProgramView view_;
   std::vector<std::string> stateNames_;
-  std::vector<Tensor> states_;
+  std::vector<Tensor> states_; // bound to stateMapping_
+  void *stateMapping_ = nullptr;
+  size_t stateMappingSize_ = 0;
   std::vector<std::pair<std::string, std::string>> metadata_;
   std::vector<std::unique_ptr<MethodPlan>> methods_;
+  void *sharedArena_ = nullptr; // the methods' arena (unless setArena), mapped
+  size_t sharedArenaSize_ = 0;
   int numThreads_ = 1;
   std::unique_ptr<ThreadPool> pool_; // null when numThreads_ == 1
   bool portableKernels_ = false;

@@ -1,15 +1,19 @@
 // The kernel thread pool (ThreadPool.h).
 //
-// Protocol. The caller of parallelFor writes the job (fn, n, ranges), resets
-// the range counter, sets `pending` to the number of workers and publishes the
-// job by incrementing the atomic generation counter. Every worker takes part in
-// every generation: it notices the new generation by spinning for a bounded
-// time (then it sleeps on a condition variable), claims ranges from the atomic
-// counter until none are left, and decrements `pending`. The caller claims
-// ranges too and returns when `pending` is zero: then every range is finished
-// and no worker reads the job any more, so the next call may rewrite it.
-// Generations are seen one by one (the next is published only after every
-// worker acknowledged the last). Nothing is allocated per call.
+// Protocol. One atomic word `ticket` holds (generation, number of ranges,
+// next range) (kMaxThreads <= 256 ranges fit in 16 bits).
+// The caller of parallelFor writes the job (fn, n, number of ranges; atomics,
+// so a late reader never races), resets `done` and publishes the job by storing
+// a ticket with the next generation and range 0. Workers spin on the ticket's
+// generation for a bounded time (ThreadPool::kSpinMicros, then they sleep on a
+// condition variable) and claim ranges with a compare-and-swap that also checks
+// the generation; the caller claims ranges the same way. A range counts in
+// `done` when finished, and the caller returns when every range of its job is
+// done. A worker that is asleep or preempted never delays the caller: the caller
+// runs the ranges nobody claimed, and a worker arriving late finds a different
+// generation or no range left and touches nothing. The job is read only after
+// a successful claim, which pins the generation until that range is done.
+// Nothing is allocated per call.
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
@@ -44,10 +48,12 @@ inline void cpuRelax() {
 #endif
 }
 
-/// How long an idle worker spins before it sleeps. Decode runs one small op
-/// after another, microseconds apart: spinning keeps the hand-off cheap, and the
-/// bound keeps an idle program from burning a core.
-constexpr std::chrono::microseconds kSpinTime(100);
+/// How long an idle worker spins before it sleeps. Decode runs one op after
+/// another, microseconds to a few hundred microseconds apart (single-threaded
+/// ops, sampling between tokens): spinning through those gaps keeps every
+/// hand-off at ~1 us instead of a 40-240 us futex wake-up, and the bound keeps
+/// an idle program (waiting for input) from burning a core.
+constexpr std::chrono::microseconds kSpinTime(ThreadPool::kSpinMicros);
 
 /// Set while a thread runs ranges of a job: a nested parallelFor runs inline.
 thread_local bool tInsideJob = false;
@@ -58,34 +64,52 @@ struct ThreadPool::Impl {
   int numThreads = 1;
   std::vector<std::thread> workers;
 
-  std::atomic<uint64_t> generation{0};
-  std::atomic<int64_t> nextRange{0};
-  std::atomic<int> pending{0};     // workers that have not finished this generation
-  std::atomic<bool> busy{false};   // a caller is inside parallelFor
+  // generation << 32 | number of ranges << 16 | next range index
+  std::atomic<uint64_t> ticket{0};
+  std::atomic<int64_t> done{0};     // ranges finished in this generation
+  std::atomic<bool> busy{false};    // a caller is inside parallelFor
   std::atomic<bool> stop{false};
   std::atomic<int> sleepers{0};
   std::mutex mutex;
   std::condition_variable wake;
+  // Stats (relaxed: counters only).
+  std::atomic<uint64_t> parallelCalls{0}, inlineCalls{0}, sleeps{0};
 
-  // The current job; written only while every worker is waiting.
-  const RangeFn *fn = nullptr;
-  int64_t n = 0;
-  int64_t nRanges = 0;
+  // The current job (its range count is in the ticket): written by the caller
+  // before it publishes a generation, read after a successful claim.
+  std::atomic<const RangeFn *> fn{nullptr};
+  std::atomic<int64_t> n{0};
 
-  void runRanges() {
-    const int64_t base = n / nRanges, rem = n % nRanges;
+  static uint32_t generationOf(uint64_t t) { return (uint32_t)(t >> 32); }
+
+  /// Claims and runs ranges of generation `gen` until none is left. The
+  /// ticket carries the range count, so deciding to claim reads nothing else
+  /// (the job fields may already be rewritten for the next generation).
+  void runRanges(uint32_t gen) {
+    uint64_t t = ticket.load(std::memory_order_acquire);
     for (;;) {
-      int64_t i = nextRange.fetch_add(1);
-      if (i >= nRanges)
+      if (generationOf(t) != gen)
         return;
+      const int64_t count = (int64_t)((t >> 16) & 0xffff);
+      const int64_t i = (int64_t)(t & 0xffff);
+      if (i >= count)
+        return;
+      if (!ticket.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel,
+                                        std::memory_order_acquire))
+        continue; // t reloaded
+      // Claimed range i of `gen`: the job cannot change until it is done.
+      const int64_t total = n.load(std::memory_order_relaxed);
+      const int64_t base = total / count, rem = total % count;
       int64_t begin = i * base + std::min(i, rem);
       int64_t end = begin + base + (i < rem ? 1 : 0);
-      (*fn)(begin, end);
+      (*fn.load(std::memory_order_relaxed))(begin, end);
+      done.fetch_add(1, std::memory_order_release);
+      t = ticket.load(std::memory_order_acquire);
     }
   }
 
   void workerLoop() {
-    uint64_t seen = 0;
+    uint32_t seen = 0;
     for (;;) {
       // Wait for the next generation: spin, then sleep.
       auto start = std::chrono::steady_clock::now();
@@ -93,7 +117,7 @@ struct ThreadPool::Impl {
       for (int spins = 0;; ++spins) {
         if (stop.load(std::memory_order_relaxed))
           return;
-        if (generation.load(std::memory_order_acquire) != seen) {
+        if (generationOf(ticket.load(std::memory_order_acquire)) != seen) {
           fresh = true;
           break;
         }
@@ -102,18 +126,20 @@ struct ThreadPool::Impl {
           break;
       }
       if (!fresh) {
+        sleeps.fetch_add(1, std::memory_order_relaxed);
         std::unique_lock<std::mutex> lock(mutex);
         sleepers.fetch_add(1);
-        wake.wait(lock, [&] { return stop.load() || generation.load() != seen; });
+        wake.wait(lock, [&] {
+          return stop.load() || generationOf(ticket.load()) != seen;
+        });
         sleepers.fetch_sub(1);
         if (stop.load())
           return;
       }
-      seen = generation.load();
+      seen = generationOf(ticket.load(std::memory_order_acquire));
       tInsideJob = true;
-      runRanges();
+      runRanges(seen);
       tInsideJob = false;
-      pending.fetch_sub(1); // release: our writes are visible to the caller
     }
   }
 };
@@ -144,34 +170,51 @@ void ThreadPool::parallelFor(int64_t n, int64_t grain, RangeFn fn) {
   Impl &p = *impl_;
   // Small ops, one thread, nested calls and a concurrent second caller run inline.
   if (p.numThreads == 1 || n < 2 * grain || tInsideJob || p.busy.exchange(true)) {
+    p.inlineCalls.fetch_add(1, std::memory_order_relaxed);
     fn(0, n);
     return;
   }
-  p.fn = &fn;
-  p.n = n;
-  p.nRanges = std::min<int64_t>(p.numThreads, n / grain);
-  p.nextRange.store(0);
-  p.pending.store(p.numThreads - 1);
-  p.generation.fetch_add(1); // publish (seq_cst)
+  p.parallelCalls.fetch_add(1, std::memory_order_relaxed);
+  // (At most 0xffff ranges: the count lives in 16 bits of the ticket.)
+  const int64_t count = std::min<int64_t>({p.numThreads, n / grain, 0xffff});
+  p.fn.store(&fn, std::memory_order_relaxed);
+  p.n.store(n, std::memory_order_relaxed);
+  p.done.store(0, std::memory_order_relaxed);
+  const uint32_t gen = Impl::generationOf(p.ticket.load(std::memory_order_relaxed)) + 1;
+  p.ticket.store((uint64_t)gen << 32 | (uint64_t)count << 16,
+                 std::memory_order_seq_cst); // publish
   if (p.sleepers.load() > 0) {
     { std::lock_guard<std::mutex> lock(p.mutex); }
     p.wake.notify_all();
   }
 
   tInsideJob = true;
-  p.runRanges();
+  p.runRanges(gen);
   tInsideJob = false;
 
-  // Wait until every worker has finished with this generation.
-  // (Yield after a while: a worker that was asleep may need this core to wake.)
-  for (int spins = 0; p.pending.load(std::memory_order_acquire) != 0; ++spins) {
+  // Every range is claimed; wait for the ones workers are still running.
+  // (Yield after a while: the worker may need this core.)
+  for (int spins = 0; p.done.load(std::memory_order_acquire) != count; ++spins) {
     if (spins < 4096)
       cpuRelax();
     else
       std::this_thread::yield();
   }
-  p.fn = nullptr;
-  p.busy.store(false);
+  p.busy.store(false, std::memory_order_release);
+}
+
+ThreadPool::Stats ThreadPool::stats() const {
+  Stats s;
+  s.parallelCalls = impl_->parallelCalls.load(std::memory_order_relaxed);
+  s.inlineCalls = impl_->inlineCalls.load(std::memory_order_relaxed);
+  s.sleeps = impl_->sleeps.load(std::memory_order_relaxed);
+  return s;
+}
+
+void ThreadPool::resetStats() {
+  impl_->parallelCalls.store(0);
+  impl_->inlineCalls.store(0);
+  impl_->sleeps.store(0);
 }
 
 int ThreadPool::physicalCores() {

@@ -40,6 +40,20 @@ public:
   /// Physical cores of this machine (not hyper-threads), at least 1.
   static int physicalCores();
 
+  /// How long an idle worker spins for the next job before it sleeps
+  /// (docs/runtime-threads.md): longer than the gap between two ops of a
+  /// decode step, short enough that an idle program uses no CPU.
+  static constexpr int kSpinMicros = 200;
+
+  /// Counters since construction or resetStats (for measurements and tests).
+  struct Stats {
+    uint64_t parallelCalls = 0; // parallelFor calls handed to the workers
+    uint64_t inlineCalls = 0;   // calls run inline (small, nested, 1 thread, busy)
+    uint64_t sleeps = 0;        // times a worker's spin timed out and it slept
+  };
+  Stats stats() const;
+  void resetStats();
+
 private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -3,6 +3,7 @@
 // valid prefix of the caches only.
 #include "runtime-stub/core/ThreadPool.h"
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/opt/OptAttention.h"
 
 #include <algorithm>
 #include <cmath>
@@ -172,7 +173,22 @@ Error runCachedAttention(const KernelCall &call) {
       }
     }
   };
-  if (call.pool)
+  if (!call.portableOnly) { // SIMD kernel chosen by CPU features (kernels/opt/)
+    opt::CachedAttentionArgs args;
+    args.q = pq;
+    args.k = pk;
+    args.v = pv;
+    args.out = po;
+    args.batch = batch;
+    args.hq = hq;
+    args.hkv = hkv;
+    args.t = t;
+    args.s = s;
+    args.d = d;
+    args.start = start;
+    args.scale = scale;
+    opt::cachedAttention(args, call.pool);
+  } else if (call.pool)
     call.pool->parallelFor(batch * hq, grain, heads);
   else
     heads(0, batch * hq);

@@ -1,6 +1,7 @@
 // Elementwise kernels: unary, binary, compare, where, cast, clamp (PyTorch
 // semantics incl. broadcasting and type promotion, docs/dialect.md).
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/opt/OptElementwise.h"
 
 #include <algorithm>
 
@@ -240,6 +241,27 @@ const FnTable<BinaryFn> kBinaryFns[] = {
 
 Error parseBinary(const AttrSet &a, OpAttrs *o) { return parseFn(a, kBinaryFns, o); }
 
+/// numel of `s` when an operand of shape s repeats along the leading dims of
+/// `out` (s without its leading 1s equals out's trailing dims: same shape,
+/// scalar, RoPE's [T, D] against [B, H, T, D]), else -1.
+int64_t repeatPeriod(const Shape &s, const Shape &out) {
+  int first = 0;
+  while (first < s.rank() && s[first] == 1)
+    ++first;
+  int k = s.rank() - first;
+  if (k > out.rank())
+    return -1;
+  for (int i = 0; i < k; ++i)
+    if (s[first + i] != out[out.rank() - k + i])
+      return -1;
+  return s.numel();
+}
+static_assert((int)BinaryFn::Add == (int)opt::BinaryOp::Add &&
+                  (int)BinaryFn::Sub == (int)opt::BinaryOp::Sub &&
+                  (int)BinaryFn::Mul == (int)opt::BinaryOp::Mul &&
+                  (int)BinaryFn::Div == (int)opt::BinaryOp::Div,
+              "opt::BinaryOp mirrors the first BinaryFn values");
+
 void binaryFloat(BinaryFn fn, const Tensor &a, const Tensor &b, Tensor &out) {
   switch (fn) {
   case BinaryFn::Add: binaryLoop<float, float>(a, b, out, [](float x, float y) { return x + y; }); break;
@@ -371,7 +393,13 @@ Error runBinary(const KernelCall &call) {
   Tensor *dst = resultType == ct ? &out : &res;
   KILN_TRY(dst->allocate(ct, outShape));
   bool divByZero = false, negPow = false;
-  if (ct == DType::Float32)
+  int64_t periodA = ct == DType::Float32 ? repeatPeriod((*ca)->shape(), outShape) : -1;
+  int64_t periodB = ct == DType::Float32 ? repeatPeriod((*cb)->shape(), outShape) : -1;
+  if (!call.portableOnly && fn <= BinaryFn::Div && periodA > 0 && periodB > 0 &&
+      (periodA == outShape.numel() || periodB == outShape.numel()))
+    opt::binary((opt::BinaryOp)fn, (*ca)->dataAs<float>(), periodA, (*cb)->dataAs<float>(),
+                periodB, dst->mutableDataAs<float>(), outShape.numel()); // SIMD (kernels/opt/)
+  else if (ct == DType::Float32)
     binaryFloat(fn, **ca, **cb, *dst);
   else if (ct == DType::Int64)
     binaryInt<int64_t>(fn, **ca, **cb, *dst, &divByZero, &negPow);

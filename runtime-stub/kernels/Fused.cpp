@@ -3,6 +3,7 @@
 // writes the operands' dtype; each gives the same numbers as the unfused
 // composition of the portable kernels up to f32 rounding (tests compare them).
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/opt/OptElementwise.h"
 
 #include <algorithm>
 #include <cmath>
@@ -74,7 +75,9 @@ Error runSwiglu(const KernelCall &call) {
     return dst.error();
   float *po = *dst;
   const float *g = data[0], *u = data[1];
-  if (gate->shape() == out && up->shape() == out) {
+  if (gate->shape() == out && up->shape() == out && !call.portableOnly) {
+    opt::swiglu(g, u, po, out.numel(), call.pool); // SIMD kernel (kernels/opt/)
+  } else if (gate->shape() == out && up->shape() == out) {
     int64_t n = out.numel();
     for (int64_t i = 0; i < n; ++i)
       po[i] = silu(g[i]) * u[i];

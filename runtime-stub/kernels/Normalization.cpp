@@ -1,5 +1,6 @@
 // layer_norm and rms_norm, computed in f32 with double statistics.
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/opt/OptElementwise.h"
 
 namespace kiln {
 namespace rt {
@@ -69,6 +70,10 @@ Error runNorm(const KernelCall &call, bool rms) {
   const float *px = (*cx)->dataAs<float>();
   float *po = dst->mutableDataAs<float>();
   double eps = call.attrs->eps;
+  if (rms && !call.portableOnly) { // SIMD kernel chosen by CPU features (kernels/opt/)
+    opt::rmsNorm(px, w, rows, n, eps, po);
+    rows = 0; // done: the portable loop below is skipped
+  }
   for (int64_t row = 0; row < rows; ++row) {
     const float *p = px + row * n;
     float *q = po + row * n;

@@ -3,6 +3,7 @@
 #include "runtime-stub/kernels/QuantizedKernels.h"
 
 #include "runtime-stub/kernels/KernelUtil.h"
+#include "runtime-stub/kernels/opt/OptElementwise.h"
 
 namespace kiln {
 namespace rt {
@@ -28,7 +29,12 @@ Error runQuantizedEmbedding(const KernelCall &call, const Tensor &w, const Tenso
                            " of indices " + idx.describe() + ") is out of range for weight " +
                            w.describe(),
                        ErrorCode::OutOfRange);
-    dequantizeSpan(w, v, 0, dim, po + i * dim);
+    if (!call.portableOnly) // SIMD kernel chosen by CPU features (kernels/opt/)
+      opt::dequantizeRow(w.dtype() == DType::Int4, w.data(), w.quant().scales,
+                         w.quant().scalesDType == DType::Float16, w.quant().groupSize, dim, v,
+                         po + i * dim);
+    else
+      dequantizeSpan(w, v, 0, dim, po + i * dim);
   }
   return Error::success();
 }

@@ -16,6 +16,8 @@ extern const KernelDef kConstantKernel, kUnaryKernel, kBinaryKernel, kCompareKer
     kShapeOfKernel, kCopyKernel;
 // Fused ops (kernels/Fused.cpp), formed by kiln-fuse.
 extern const KernelDef kSwigluKernel, kRopeKernel, kAttentionKernel;
+// rope_perm (kernels/Rope.cpp), formed by kiln-fuse.
+extern const KernelDef kRopePermKernel;
 // KV-cache ops (kernels/Cache.cpp), docs/llm.md.
 extern const KernelDef kCacheWriteKernel, kCachedAttentionKernel;
 
@@ -30,7 +32,7 @@ const std::vector<const KernelDef *> &allKernels() {
       &kRepeatInterleaveKernel, &kRepeatKernel, &kTriangularKernel, &kArangeKernel,
       &kFullKernel, &kFullLikeKernel, &kDimSizeKernel, &kShapeOfKernel, &kCopyKernel,
       &kSwigluKernel, &kRopeKernel, &kAttentionKernel, &kCacheWriteKernel,
-      &kCachedAttentionKernel};
+      &kCachedAttentionKernel, &kRopePermKernel};
   return kAll;
 }
 

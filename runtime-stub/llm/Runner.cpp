@@ -1,5 +1,6 @@
 // The LLM runner (docs/llm.md §3). The prefill/decode input tensors are allocated
-// once per runner and rewritten in place; the KV cache is the program's state.
+// once per runner and rewritten in place; the KV cache is the program's state;
+// the logits are read in place (Program::runViews), never copied.
 #include "runtime-stub/llm/Runner.h"
 
 #include "runtime-stub/llm/Sampler.h"
@@ -118,12 +119,20 @@ struct LlmRunner::Impl {
   // (tokens [1, 1], start_pos [1]).
   std::vector<Tensor> prefillInputs;
   std::vector<Tensor> decodeInputs;
+  // Method indices and the outputs of the last run: views into the program's
+  // arena, valid until the next run (Program::runViews): no copy per token.
+  int prefillIndex = -1;
+  int decodeIndex = -1;
+  std::vector<Tensor> outputs;
 
   Error checkPrompt(const std::vector<int32_t> &prompt) const;
   /// Runs prefill on the chunk starting at `start` (padding with 0 past the
-  /// prompt) and returns the logits [1, C, V].
-  Result<Tensor> prefillChunk(const std::vector<int32_t> &prompt, int start);
-  Result<Tensor> decodeStep(int32_t token, int position);
+  /// prompt) and returns the logits [1, C, V]: a view valid until the next run.
+  /// Without wantLogits the logits are not computed (Program::runViews
+  /// skipOutputs) and the result is undefined.
+  Result<const Tensor *> prefillChunk(const std::vector<int32_t> &prompt, int start,
+                                      bool wantLogits = true);
+  Result<const Tensor *> decodeStep(int32_t token, int position);
   Result<const float *> logitsRow(const Tensor &logits, int row, int rows) const;
 };
 
@@ -145,26 +154,23 @@ Error LlmRunner::Impl::checkPrompt(const std::vector<int32_t> &prompt) const {
   return Error::success();
 }
 
-Result<Tensor> LlmRunner::Impl::prefillChunk(const std::vector<int32_t> &prompt, int start) {
+Result<const Tensor *> LlmRunner::Impl::prefillChunk(const std::vector<int32_t> &prompt,
+                                                      int start, bool wantLogits) {
   int64_t *tokens = prefillInputs[0].mutableDataAs<int64_t>();
   for (int i = 0; i < chunk; ++i) {
     size_t at = (size_t)(start + i);
     tokens[i] = at < prompt.size() ? prompt[at] : 0;
   }
   prefillInputs[1].mutableDataAs<int64_t>()[0] = start;
-  Result<std::vector<Tensor>> out = program->run(kPrefill, prefillInputs);
-  if (!out.ok())
-    return out.error();
-  return std::move((*out)[0]);
+  KILN_TRY(program->runViews(prefillIndex, prefillInputs, &outputs, wantLogits ? 0 : 1));
+  return static_cast<const Tensor *>(&outputs[0]);
 }
 
-Result<Tensor> LlmRunner::Impl::decodeStep(int32_t token, int position) {
+Result<const Tensor *> LlmRunner::Impl::decodeStep(int32_t token, int position) {
   decodeInputs[0].mutableDataAs<int64_t>()[0] = token;
   decodeInputs[1].mutableDataAs<int64_t>()[0] = position;
-  Result<std::vector<Tensor>> out = program->run(kDecode, decodeInputs);
-  if (!out.ok())
-    return out.error();
-  return std::move((*out)[0]);
+  KILN_TRY(program->runViews(decodeIndex, decodeInputs, &outputs));
+  return static_cast<const Tensor *>(&outputs[0]);
 }
 
 Result<const float *> LlmRunner::Impl::logitsRow(const Tensor &logits, int row, int rows) const {
@@ -276,6 +282,9 @@ Result<std::unique_ptr<LlmRunner>> LlmRunner::fromProgram(std::unique_ptr<Progra
     spec.first->push_back(tokens.take());
     spec.first->push_back(pos.take());
   }
+  impl->prefillIndex = program->methodIndex(kPrefill);
+  impl->decodeIndex = program->methodIndex(kDecode);
+  impl->outputs.reserve(1);
   impl->program = std::move(program);
   return std::unique_ptr<LlmRunner>(new LlmRunner(std::move(impl)));
 }
@@ -314,10 +323,10 @@ Result<Tensor> LlmRunner::promptLogits(const std::vector<int32_t> &prompt) {
   int done = 0; // rows [0, done) are filled
   while (done < n) {
     int start = done + m.chunk <= n ? done : std::max(0, n - m.chunk);
-    Result<Tensor> logits = m.prefillChunk(prompt, start);
+    Result<const Tensor *> logits = m.prefillChunk(prompt, start);
     if (!logits.ok())
       return logits.error();
-    Result<const float *> rows = m.logitsRow(*logits, 0, m.chunk);
+    Result<const float *> rows = m.logitsRow(**logits, 0, m.chunk);
     if (!rows.ok())
       return rows.error();
     int end = std::min(n, start + m.chunk);
@@ -355,26 +364,32 @@ Result<std::vector<int32_t>> LlmRunner::generate(const std::vector<int32_t> &pro
                   (size_t)std::max(0, std::min(config.maxNewTokens, m.maxSeqLen)));
   std::string piece;
 
-  // 1-2. Reset the cache and prefill.
+  // 1-2. Reset the cache and prefill. Only the last prompt position's logits
+  // are sampled: the chunks cover positions [0, n-1) without their logits
+  // (runViews skips the final norm and the [C, V] lm_head, which nobody reads),
+  // then decode runs the last prompt token and returns its [1, 1, V] logits.
   KILN_TRY(m.program->resetState());
   const int n = (int)prompt.size();
+  const int m1 = n - 1; // positions prefilled in chunks
   auto prefillStart = std::chrono::steady_clock::now();
-  Tensor logits;
-  int lastStart = 0;
-  for (int start = 0;;) {
-    Result<Tensor> out = m.prefillChunk(prompt, start);
-    if (!out.ok())
-      return out.error();
-    logits = out.take();
-    lastStart = start;
-    if (start + m.chunk >= n)
+  for (int start = 0; m1 > 0;) {
+    KILN_TRY(m.prefillChunk(prompt, start, /*wantLogits=*/false).error());
+    if (start + m.chunk >= m1)
       break;
-    start = start + 2 * m.chunk <= n ? start + m.chunk : std::max(0, n - m.chunk);
+    start = start + 2 * m.chunk <= m1 ? start + m.chunk : std::max(0, m1 - m.chunk);
   }
-  st.prefillSeconds = secondsSince(prefillStart);
-  if (config.maxNewTokens == 0)
+  if (config.maxNewTokens == 0) {
+    st.prefillSeconds = secondsSince(prefillStart);
     return generated;
-  Result<const float *> row = m.logitsRow(logits, n - 1 - lastStart, m.chunk);
+  }
+  Result<const Tensor *> last = m.decodeStep(prompt[(size_t)m1], m1);
+  if (!last.ok())
+    return last.error().withContext("decode of the last prompt token");
+  st.prefillSeconds = secondsSince(prefillStart);
+  // The prefill arena (mostly room for the [1, C, V] logits) is scratch now:
+  // decode needs only the start of it.
+  m.program->releaseArenaMemory(m.program->methodInfo(kDecode)->arenaBytes);
+  Result<const float *> row = m.logitsRow(**last, 0, 1);
   if (!row.ok())
     return row.error();
 
@@ -404,11 +419,10 @@ Result<std::vector<int32_t>> LlmRunner::generate(const std::vector<int32_t> &pro
       st.stoppedAtCacheEnd = cacheEnd;
       break;
     }
-    Result<Tensor> out = m.decodeStep(id, position);
+    Result<const Tensor *> out = m.decodeStep(id, position);
     if (!out.ok())
       return out.error().withContext("decode at position " + std::to_string(position));
-    logits = out.take();
-    row = m.logitsRow(logits, 0, 1);
+    row = m.logitsRow(**out, 0, 1);
     if (!row.ok())
       return row.error();
     ++position;

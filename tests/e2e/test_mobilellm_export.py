@@ -122,6 +122,21 @@ def test_tiny_greedy_matches_eager_kv_cache(root, family, plen):
     check_greedy(ex, prompt, 48 - plen, f"{family} tiny")
 
 
+@pytest.mark.parametrize("family", ["mobilellm", "mobilellm-ls", "mobilellm-r1"])
+def test_tiny_rope_is_fused(root, family):
+    """kiln-fuse turns each q/k RoPE (index_select by perm, 2 mul, add) into one
+    rope_perm, rotate-half and R1's interleaved pairs alike; only the cos/sin row
+    gathers stay index_selects."""
+    ex = export(root, "tiny-" + family, tiny_config(family), TINY_ARGS, seed=11)
+    info = json.loads(harness.run_tool([harness.binary("kiln"), "inspect", ex.out,
+                                        "--json"]).stdout)
+    for m in ("prefill", "decode"):
+        ops = info["methods"][m]["ops"]
+        layers = ops["cached_attention"]
+        assert layers >= 2 and ops.get("rope_perm", 0) == 2 * layers, (family, m, ops)
+        assert ops.get("index_select", 0) == 2, (family, m, ops)
+
+
 def test_tiny_verify_and_report(root, tmp_path):
     family = "mobilellm-r1"
     ckpt = export(root, "tiny-" + family, tiny_config(family), TINY_ARGS, seed=11).ckpt

@@ -10,11 +10,18 @@
 // nibbles -> i32 -> f32) and multiplied straight away; a group's partial sum is
 // scaled once per group. Leftover columns (in % lanes) run as scalar code.
 #include "runtime-stub/kernels/opt/OptLinear.h"
+#include "runtime-stub/kernels/opt/OptGemm.h"
+#include "runtime-stub/kernels/opt/OptQuant.h"
 
 // SVE/RVV vectors are sizeless and cannot live in the accumulator arrays below;
 // on those machines NEON (or the baseline) is used.
 #ifndef HWY_DISABLED_TARGETS
 #define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
+#endif
+// Same target list as OptQuant.cpp (AVX3_DL included), so that forcing one
+// target in tests forces it for both files.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
 #endif
 
 #undef HWY_TARGET_INCLUDE
@@ -306,6 +313,14 @@ void splitInt4X(const float *x, int64_t rows, int64_t in, float *dst) {
 
 void linear(const LinearArgs &args, ThreadPool *pool) {
   if (args.rows <= 0 || args.out <= 0)
+    return;
+  // Many rows (prefill): register-blocked GEMM for every weight kind (OptGemm.h).
+  if (gemmPreferred(args)) {
+    gemm(args, pool);
+    return;
+  }
+  // Quantized weights, few rows (decode): integer dot products (OptQuant.h).
+  if (quantGemvApplies(args) && quantLinear(args, pool))
     return;
   std::vector<float> split;
   const float *xs = nullptr;

@@ -9,19 +9,31 @@
 // Tolerance: |opt - portable| <= 1e-5 * (sum_c |x_c * w_c| + |bias|) + 1e-30 per
 // output, i.e. 1e-5 relative to the magnitude of the f32 sum (both sides sum
 // in f32 in different orders; the worst-case rounding of a 67-term sum is
-// ~4e-6 of that magnitude).
+// ~4e-6 of that magnitude). When the quantized GEMV applies (int8/int4, rows <=
+// 8, in and group multiples of 32: OptQuant.h) x is rounded to int8 blocks of
+// 32 with scale xs_b = max|x_b| / 127, i.e. by at most xs_b / 2 per value, so
+// the tolerance adds sum_b (xs_b / 2) * sum_{c in b} |w_c| (w dequantized).
 #include "runtime-stub/core/DType.h"
 #include "runtime-stub/core/Tensor.h"
 #include "runtime-stub/core/ThreadPool.h"
 #include "runtime-stub/kernels/Kernel.h"
 #include "runtime-stub/kernels/QuantizedKernels.h"
 #include "runtime-stub/kernels/opt/OptLinear.h"
+#include "runtime-stub/kernels/opt/OptQuant.h"
 
+// The optimized kernels are compiled with AVX3_DL (VNNI); list it here too.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #include "hwy/targets.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <limits>
+
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -180,25 +192,54 @@ opt::LinearArgs argsFor(const Weight &w, const std::vector<float> &x, int64_t ro
   return a;
 }
 
+/// True when opt::linear takes the quantized-activation GEMV for this call.
+bool quantPath(const Weight &w, int64_t rows) {
+  opt::LinearArgs a;
+  a.rows = rows;
+  a.in = w.in;
+  a.out = w.out;
+  a.kind = w.kind;
+  a.group = w.group;
+  return opt::quantGemvApplies(a);
+}
+
+/// Bound on the effect of rounding x to int8 blocks of 32 on output o of row r:
+/// sum_b (max|x_b| / 127 / 2) * sum_{c in b} |w[o][c]|.
+double quantTolerance(const Weight &w, const float *x, int64_t o) {
+  double tol = 0.0;
+  for (int64_t b = 0; b < w.in / opt::kQuantBlock; ++b) {
+    double m = 0.0, sw = 0.0;
+    for (int64_t c = b * opt::kQuantBlock; c < (b + 1) * opt::kQuantBlock; ++c) {
+      m = std::max(m, static_cast<double>(std::fabs(x[c])));
+      sw += std::fabs(w.dequant[o * w.in + c]);
+    }
+    tol += m / 127.0 / 2.0 * sw;
+  }
+  return tol;
+}
+
 /// Compares got with the portable result; returns the number of mismatches.
 int compare(const Weight &w, const std::vector<float> &x, int64_t rows,
             const std::vector<float> *bias, const std::vector<float> &got,
             const std::vector<float> &want, const std::string &what) {
   int bad = 0;
+  const bool quant = quantPath(w, rows);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t o = 0; o < w.out; ++o) {
       double mag = bias ? std::fabs((*bias)[o]) : 0.0;
       for (int64_t c = 0; c < w.in; ++c)
         mag += std::fabs(static_cast<double>(x[r * w.in + c]) * w.dequant[o * w.in + c]);
       const double g = got[r * w.out + o], e = want[r * w.out + o];
-      const double tol = kRelTol * mag + 1e-30;
+      const double qtol = quant ? quantTolerance(w, x.data() + r * w.in, o) : 0.0;
+      const double tol = kRelTol * mag + qtol + 1e-30;
       if (!(std::fabs(g - e) <= tol) && bad++ < 3)
         ADD_FAILURE() << what << " linear " << kindName(w.kind) << " x[" << rows << "," << w.in
                       << "] w[" << w.out << "," << w.in << "] group " << w.group
                       << (w.scalesF16 ? " f16" : " f32") << " scales, bias " << (bias != nullptr)
                       << ": y[" << r << "][" << o << "] = " << g << ", portable " << e
                       << ", |diff| " << std::fabs(g - e) << " > tol " << tol << " (rel "
-                      << kRelTol << " of " << mag << ")";
+                      << kRelTol << " of " << mag << " + x-quantization bound " << qtol
+                      << (quant ? ", quantized GEMV" : ", f32 path") << ")";
     }
   return bad;
 }
@@ -384,6 +425,268 @@ TEST_F(OptLinear, DISABLED_BenchmarkGemv576x1536) {
                   bytes / tOpt / 1e9);
     }
     hwy::SetSupportedTargetsForTest(0);
+  }
+}
+
+
+// ---------------------------------------------------------------------------
+// Quantized GEMV (OptQuant.h): int8 / int4 weights times x quantized to int8
+// blocks of 32, integer dot products.
+
+/// The integer value of weight [o][c] (int8 byte or sign-extended int4 nibble).
+int weightInt(const Weight &w, int64_t o, int64_t c) {
+  if (w.kind == opt::WeightKind::Int8)
+    return static_cast<int8_t>(w.bytes[o * w.in + c]);
+  const uint8_t b = w.bytes[o * (w.in / 2) + c / 2];
+  return (((c & 1) ? (b >> 4) : (b & 0x0F)) ^ 8) - 8;
+}
+
+/// Independent reference of the quantized GEMV's math, in double: x rounded
+/// per block of 32 (xs = max|x| / 127 in f32, q = round-half-even(x * (127 /
+/// max|x|)) as the kernel does), exact integer block dots, then sum_b xs_b *
+/// ws * dot_b + bias. mag[i] = |bias| + sum_c |xs_b * ws * q_c * w_c|: the
+/// kernel rounds partial sums of a few columns (per SIMD lane) in f32, which
+/// may cancel, so the tolerance is relative to the sum of |products|.
+std::vector<double> quantReference(const Weight &w, const std::vector<float> &x, int64_t rows,
+                                   const std::vector<float> *bias, std::vector<double> *mag) {
+  const int64_t in = w.in, blocks = in / opt::kQuantBlock;
+  std::vector<double> y(static_cast<size_t>(rows * w.out));
+  mag->assign(y.size(), 0.0);
+  std::vector<int> q(static_cast<size_t>(in));
+  std::vector<float> xs(static_cast<size_t>(blocks));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      float m = 0.0f;
+      for (int64_t c = b * 32; c < b * 32 + 32; ++c)
+        m = std::max(m, std::fabs(x[r * in + c]));
+      const float inv = m > 0.0f ? 127.0f / m : 0.0f;
+      for (int64_t c = b * 32; c < b * 32 + 32; ++c)
+        q[c] = static_cast<int>(std::max(-127L, std::min(127L, std::lrint(x[r * in + c] * inv))));
+      xs[b] = m / 127.0f;
+    }
+    for (int64_t o = 0; o < w.out; ++o) {
+      double acc = bias ? (*bias)[o] : 0.0, m = bias ? std::fabs((*bias)[o]) : 0.0;
+      for (int64_t b = 0; b < blocks; ++b) {
+        int64_t dot = 0, absDot = 0;
+        for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+          const int64_t p = static_cast<int64_t>(q[c]) * weightInt(w, o, c);
+          dot += p;
+          absDot += p < 0 ? -p : p;
+        }
+        const double f = static_cast<double>(xs[b]) * w.scale(o * (in / w.group) + b * 32 / w.group);
+        acc += f * static_cast<double>(dot);
+        m += std::fabs(f) * static_cast<double>(absDot);
+      }
+      y[r * w.out + o] = acc;
+      (*mag)[r * w.out + o] = m;
+    }
+  }
+  return y;
+}
+
+/// One quantized-GEMV case: opt::linear vs the exact reference (tolerance 1e-5
+/// of the summed |products|: f32 products and sums) and vs the portable kernel
+/// (tolerance: the x-quantization bound + 1e-5 relative, see the top).
+/// Returns the number of mismatches.
+int checkQuantCase(const Weight &w, const std::vector<float> &x, int64_t rows,
+                   const std::vector<float> *bias, rt::ThreadPool *pool, const std::string &what) {
+  std::vector<float> got;
+  opt::LinearArgs a = argsFor(w, x, rows, bias, &got);
+  EXPECT_TRUE(opt::quantGemvApplies(a)) << what;
+  opt::linear(a, pool);
+  std::vector<double> mag;
+  std::vector<double> ref = quantReference(w, x, rows, bias, &mag);
+  int bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double tol = kRelTol * mag[i] + 1e-30;
+    if (!(std::fabs(got[i] - ref[i]) <= tol) && bad++ < 3)
+      ADD_FAILURE() << what << " quantized GEMV " << kindName(w.kind) << " x[" << rows << ","
+                    << w.in << "] w[" << w.out << "," << w.in << "] group " << w.group
+                    << (w.scalesF16 ? " f16" : " f32") << " scales, bias " << (bias != nullptr)
+                    << ": y[" << i / w.out << "][" << i % w.out << "] = " << got[i]
+                    << ", exact quantized reference " << ref[i] << ", |diff| "
+                    << std::fabs(got[i] - ref[i]) << " > tol " << tol << " (rel " << kRelTol
+                    << " of " << mag[i] << ")";
+  }
+  std::vector<float> want = portable(w, x, rows, bias);
+  return bad + compare(w, x, rows, bias, got, want, what);
+}
+
+/// Random quantized-GEMV shapes: in = 32 * k (32..2048, many not multiples of
+/// 64 or 128), out 1..67, rows 1..8, group 32 / 64 / 128 / 96 / per-row,
+/// int8 and int4, f16 and f32 scales, with and without bias. Returns cases run.
+int runQuantCases(std::mt19937 &rng, rt::ThreadPool *pool, int iters, const std::string &what) {
+  std::uniform_int_distribution<int> outD(1, 67), rowsD(1, 8), kD(1, 64), smallK(1, 8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int cases = 0;
+  for (int iter = 0; iter < iters; ++iter)
+    for (opt::WeightKind kind : {opt::WeightKind::Int8, opt::WeightKind::Int4}) {
+      const int64_t groups[5] = {32, 64, 128, 96, 0};
+      int64_t group = groups[iter % 5];
+      const int64_t k = iter % 3 == 0 ? kD(rng) : smallK(rng); // big and small rows
+      int64_t in = group == 0 ? 32 * k : group * ((32 * k + group - 1) / group);
+      if (group == 0)
+        group = in; // one scale per output channel
+      const int64_t out = outD(rng), rows = rowsD(rng);
+      Weight w = makeWeight(rng, kind, out, in, group, iter % 2 == 0);
+      std::vector<float> x(static_cast<size_t>(rows * in)), bias(static_cast<size_t>(out));
+      for (auto &v : x)
+        v = normal(rng) * (iter % 4 == 1 ? 100.0f : 1.0f);
+      if (iter % 7 == 3) // a block of zeros (scale 0)
+        std::fill(x.begin(), x.begin() + std::min<int64_t>(in, 32), 0.0f);
+      for (auto &v : bias)
+        v = normal(rng);
+      const std::vector<float> *b = iter % 2 ? &bias : nullptr;
+      if (checkQuantCase(w, x, rows, b, pool, what) > 0)
+        return cases;
+      ++cases;
+    }
+  return cases;
+}
+
+TEST_F(OptLinear, QuantGemvEveryTargetMatchesReference) {
+  std::ostringstream names;
+  for (int64_t t : targets()) {
+    hwy::SetSupportedTargetsForTest(t);
+    ASSERT_STREQ(opt::quantTargetName(), hwy::TargetName(t))
+        << "quantized GEMV dispatch was not forced to " << hwy::TargetName(t);
+    std::mt19937 rng(static_cast<unsigned>(t & 0xFFFF) + 11);
+    EXPECT_EQ(runQuantCases(rng, nullptr, 30, std::string("target ") + hwy::TargetName(t)), 60)
+        << "target " << hwy::TargetName(t);
+    names << hwy::TargetName(t) << " ";
+  }
+  hwy::SetSupportedTargetsForTest(HWY_STATIC_TARGET);
+  std::mt19937 rng(12);
+  EXPECT_EQ(runQuantCases(rng, nullptr, 10, "static target"), 20);
+  std::printf("[ targets  ] quantized GEMV compared on: %s+ static %s\n", names.str().c_str(),
+              hwy::TargetName(HWY_STATIC_TARGET));
+}
+
+TEST_F(OptLinear, QuantGemvThreadPoolMatchesReference) {
+  rt::ThreadPool pool(3);
+  std::mt19937 rng(13);
+  EXPECT_EQ(runQuantCases(rng, &pool, 10, "3 threads"), 20);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (opt::WeightKind kind : {opt::WeightKind::Int8, opt::WeightKind::Int4}) {
+    const int64_t out = 517, in = 1536, rows = 2; // split into several ranges
+    Weight w = makeWeight(rng, kind, out, in, 32, true);
+    std::vector<float> x(static_cast<size_t>(rows * in)), bias(static_cast<size_t>(out));
+    for (auto &v : x)
+      v = normal(rng);
+    for (auto &v : bias)
+      v = normal(rng);
+    EXPECT_EQ(checkQuantCase(w, x, rows, &bias, &pool, "3 threads, big"), 0);
+  }
+}
+
+TEST_F(OptLinear, QuantGemvNotUsedOutsideItsDomain) {
+  // The f32 path keeps: in or group not multiples of 32, more than 8 rows, f32
+  // weights; these shapes then match portable within 1e-5 relative (compare()).
+  std::mt19937 rng(14);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  struct Case {
+    opt::WeightKind kind;
+    int64_t in, group, rows;
+  } cases[] = {{opt::WeightKind::Int8, 48, 48, 1}, {opt::WeightKind::Int8, 64, 16, 2},
+               {opt::WeightKind::Int4, 80, 16, 1}, {opt::WeightKind::Int4, 64, 32, 9},
+               {opt::WeightKind::Int8, 96, 96, 9}, {opt::WeightKind::F32, 64, 0, 1}};
+  for (const Case &c : cases) {
+    Weight w = makeWeight(rng, c.kind, 19, c.in, c.group, false);
+    EXPECT_FALSE(quantPath(w, c.rows)) << kindName(c.kind) << " in " << c.in << " group "
+                                       << c.group << " rows " << c.rows;
+    std::vector<float> x(static_cast<size_t>(c.rows * c.in));
+    for (auto &v : x)
+      v = normal(rng);
+    std::vector<float> want = portable(w, x, c.rows, nullptr), got;
+    opt::linear(argsFor(w, x, c.rows, nullptr, &got), nullptr);
+    EXPECT_EQ(compare(w, x, c.rows, nullptr, got, want, "outside quantized GEMV"), 0);
+  }
+}
+
+TEST_F(OptLinear, QuantGemvNonFiniteInputFallsBackToF32) {
+  // An inf / nan in x cannot be quantized: quantLinear declines and the f32
+  // kernels give the portable kernel's inf / nan outputs.
+  std::mt19937 rng(15);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (opt::WeightKind kind : {opt::WeightKind::Int8, opt::WeightKind::Int4}) {
+    Weight w = makeWeight(rng, kind, 7, 64, 32, true);
+    std::vector<float> x(64);
+    for (auto &v : x)
+      v = normal(rng);
+    x[5] = std::numeric_limits<float>::infinity();
+    x[40] = std::nanf("");
+    std::vector<float> got;
+    opt::LinearArgs a = argsFor(w, x, 1, nullptr, &got);
+    EXPECT_FALSE(opt::quantLinear(a, nullptr)) << kindName(kind);
+    opt::linear(a, nullptr);
+    std::vector<float> want = portable(w, x, 1, nullptr);
+    for (int64_t o = 0; o < w.out; ++o)
+      EXPECT_EQ(std::isnan(got[o]), std::isnan(want[o])) << kindName(kind) << " y[" << o << "]";
+  }
+}
+
+// Cold-cache GEMV micro-benchmark (run with --gtest_also_run_disabled_tests
+// --gtest_filter='*BenchmarkQuantGemv*'): cycles through > 64 MB of distinct
+// weight matrices (so they stream from DRAM), 1 and 2 threads; prints weight
+// GB/s of the f32-activation kernels (before) and the quantized GEMV (after);
+// 1 thread timed by this thread's CPU time, 2 threads by wall time.
+TEST_F(OptLinear, DISABLED_BenchmarkQuantGemvColdCache) {
+  std::mt19937 rng(16);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::printf("quantized GEMV target %s, f32 path target %s\n", opt::quantTargetName(),
+              opt::selectedTargetName());
+  const int64_t shapes[3][2] = {{576, 1536}, {1536, 576}, {32000, 576}}; // out, in
+  for (opt::WeightKind kind : {opt::WeightKind::Int8, opt::WeightKind::Int4}) {
+    for (const auto &sh : shapes) {
+      const int64_t out = sh[0], in = sh[1];
+      const int64_t group = kind == opt::WeightKind::Int8 ? in : 32;
+      Weight w0 = makeWeight(rng, kind, out, in, group, true);
+      const double bytes = static_cast<double>(w0.bytes.size()) +
+                           static_cast<double>(w0.scalesH.size()) * 2.0;
+      const int copies = std::max(2, static_cast<int>(std::ceil(96e6 / bytes)));
+      std::vector<std::vector<uint8_t>> ws(static_cast<size_t>(copies), w0.bytes);
+      std::vector<std::vector<uint16_t>> ss(static_cast<size_t>(copies), w0.scalesH);
+      std::vector<float> x(static_cast<size_t>(in)), y(static_cast<size_t>(out)),
+          split(static_cast<size_t>(in));
+      for (auto &v : x)
+        v = normal(rng);
+      opt::splitInt4X(x.data(), 1, in, split.data());
+      for (int threads : {1, 2}) {
+        rt::ThreadPool pool(threads);
+        auto run = [&](bool quant) {
+          const int reps = std::max(copies * 2, 60);
+          auto t0 = std::chrono::steady_clock::now();
+          timespec c0{}, c1{};
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+          for (int i = 0; i < reps; ++i) {
+            opt::LinearArgs a = argsFor(w0, x, 1, nullptr, &y);
+            a.w = ws[i % copies].data();
+            a.scales = ss[i % copies].data();
+            if (quant) {
+              opt::quantLinear(a, &pool);
+            } else {
+              pool.parallelFor(out, 16, [&](int64_t b, int64_t e) {
+                opt::linearRange(a, split.data(), b, e);
+              });
+            }
+          }
+          std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+          // 1 thread: CPU time of this thread (robust to other processes
+          // taking the core); 2 threads: wall time.
+          const double cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) * 1e-9;
+          return (threads == 1 ? cpu : dt.count()) / reps;
+        };
+        run(false);
+        const double tOld = run(false);
+        run(true);
+        const double tNew = run(true);
+        std::printf("GEMV %-4s %5lldx%-5lld (%5.2f MB) %d thr: f32-x %8.1f us %6.2f GB/s | "
+                    "int-dot %8.1f us %6.2f GB/s\n",
+                    kindName(kind).c_str(), (long long)out, (long long)in, bytes / 1e6, threads,
+                    tOld * 1e6, bytes / tOld / 1e9, tNew * 1e6, bytes / tNew / 1e9);
+      }
+    }
   }
 }
 

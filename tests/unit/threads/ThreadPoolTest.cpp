@@ -45,13 +45,15 @@ void checkCover(ThreadPool &pool, int64_t n, int64_t grain) {
   for (const Range &r : ranges) {
     EXPECT_LT(r.begin, r.end) << what;
     // Every range has >= grain items unless the whole op ran inline in one range.
-    if (ranges.size() > 1)
+    if (ranges.size() > 1) {
       EXPECT_GE(r.end - r.begin, g) << what;
+    }
   }
-  if (n < 2 * g || pool.numThreads() == 1)
+  if (n < 2 * g || pool.numThreads() == 1) {
     EXPECT_EQ(ranges.size(), 1u) << what << " (should run inline)";
-  else
+  } else {
     EXPECT_GE(ranges.size(), 2u) << what << " (should be split)";
+  }
 }
 
 TEST(ThreadPool, CoversEveryIndexOnce) {
@@ -116,6 +118,51 @@ TEST(ThreadPool, WakesSleepingWorkers) {
   }
 }
 
+// Workers that arrive late (asleep, preempted, or just slow to notice) must
+// never run a range of an old job or a half-written new one: calls of varying
+// sizes with pauses around the spin time, every index covered exactly once.
+TEST(ThreadPool, LateWorkersNeverRunStaleJobs) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    uint32_t seed = 12345;
+    for (int c = 0; c < 400; ++c) {
+      seed = seed * 1664525u + 1013904223u;
+      int64_t n = 1 + (seed >> 8) % 300;
+      checkCover(pool, n, 1 + (seed >> 20) % 4);
+      if (c % 40 == 0) // let the workers fall asleep now and then
+        std::this_thread::sleep_for(std::chrono::microseconds(ThreadPool::kSpinMicros + 1000));
+      else if (c % 7 == 0)
+        std::this_thread::sleep_for(std::chrono::microseconds((seed >> 4) % 300));
+    }
+  }
+}
+
+// A sleeping worker does not hold up the caller: it runs the ranges nobody
+// claimed. The stats count parallel and inline calls and the workers' sleeps.
+TEST(ThreadPool, CallerRunsUnclaimedRangesAndCountsStats) {
+  ThreadPool pool(2); // stats start at zero
+  // The idle worker spins kSpinMicros, then sleeps (wait up to 10 s: the
+  // machine may be busy).
+  auto waitStart = std::chrono::steady_clock::now();
+  while (pool.stats().sleeps < 1 &&
+         std::chrono::steady_clock::now() - waitStart < std::chrono::seconds(10))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_GE(pool.stats().sleeps, 1u) << "the idle worker never fell asleep";
+  std::atomic<int64_t> sum{0};
+  auto t0 = std::chrono::steady_clock::now();
+  pool.parallelFor(1000, 1, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+  double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                  .count();
+  EXPECT_EQ(sum.load(), 1000);
+  pool.parallelFor(3, 2, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); }); // inline
+  ThreadPool::Stats st = pool.stats();
+  EXPECT_EQ(st.parallelCalls, 1u);
+  EXPECT_EQ(st.inlineCalls, 1u);
+  std::printf("[ measure  ] parallelFor right after the worker fell asleep: %.1f us\n", us);
+  pool.resetStats();
+  EXPECT_EQ(pool.stats().parallelCalls, 0u);
+}
+
 TEST(ThreadPool, DestroyWithSleepingAndSpinningWorkers) {
   for (int i = 0; i < 20; ++i) {
     ThreadPool pool(4);
@@ -169,7 +216,8 @@ TEST(ThreadPool, MeasuredOverheadOfEmptyParallelFor) {
   const int sleepCalls = 50;
   double sleepUs = 0;
   for (int c = 0; c < sleepCalls; ++c) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2)); // worker goes to sleep
+    // The worker goes to sleep.
+    std::this_thread::sleep_for(std::chrono::microseconds(ThreadPool::kSpinMicros + 1000));
     auto t1 = std::chrono::steady_clock::now();
     pool.parallelFor(2, 1, empty);
     sleepUs += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t1).count();

@@ -819,6 +819,32 @@ def Kiln_RopeOp : Kiln_PureOp<"rope"> {
                        "functional-type(operands, results)";
 }
 
+def Kiln_RopePermOp : Kiln_PureOp<"rope_perm"> {
+  let summary = "rotary position embedding with a lane permutation";
+  let description = [{
+    `x * cos + x[..., perm] * sin`: with `D` the last dim of `x`,
+    `y[..., i] = x[..., i] * cos[..., i] + x[..., perm[i]] * sin[..., i]`,
+    elementwise with broadcasting of `x`, `cos` and `sin` like `binary` (the
+    result shape is the broadcast of the three; the last dim of `x` must not
+    be broadcast). `perm` is a permutation of `0 .. D-1` (no negative
+    entries, `D >= 1`). Any signs belong to `sin` (no negation here): the
+    rotate-half form has `perm = [h .. D-1, 0 .. h-1]` and `sin` negative on
+    the first half, the interleaved-pairs form `perm = [1, 0, 3, 2, ...]` and
+    `sin` negative on even lanes. `x`, `cos`, `sin` and the result have the
+    same float element type; computed in f32. A fusion target (`kiln-fuse`,
+    from `add(mul(x, cos), mul(index_select(x, -1, perm), sin))`).
+
+    ```mlir
+    %r = kiln.rope_perm %x, %cos, %sin perm [2, 3, 0, 1] : (tensor<1x4x6x4xf32>, tensor<6x4xf32>, tensor<6x4xf32>) -> tensor<1x4x6x4xf32>
+    ```
+  }];
+  let arguments = (ins AnyTensor:$x, AnyTensor:$cos, AnyTensor:$sin,
+                   DenseI64ArrayAttr:$perm);
+  let results = (outs AnyTensor:$result);
+  let assemblyFormat = "$x `,` $cos `,` $sin `perm` $perm attr-dict `:` "
+                       "functional-type(operands, results)";
+}
+
 def Kiln_AttentionOp : Kiln_PureOp<"attention"> {
   let summary = "scaled dot-product attention, grouped-query and causal";
   let description = [{

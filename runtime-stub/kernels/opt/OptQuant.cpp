@@ -1,0 +1,707 @@
+// Quantized GEMV (OptQuant.h). Compiled once per SIMD target through
+// hwy/foreach_target.h (AVX3_DL included: HWY_WANT_AVX3_DL); Highway provides
+// the run-time dispatch, the kernels use x86 intrinsics per target:
+//   AVX3_DL  512-bit, vpdpbusd (AVX512-VNNI; emitted with inline asm because
+//            Highway 1.0.3's AVX3_DL target attribute lacks avx512vnni, but its
+//            run-time check requires VNNI)
+//   AVX3     512-bit, vpmaddubsw + vpmaddwd
+//   AVX2     256-bit, vpmaddubsw + vpmaddwd
+//   SSE4/SSSE3 128-bit, pmaddubsw + pmaddwd
+//   others   scalar integer code (same math, same results)
+//
+// Math. Activation row x is quantized per call in blocks of 32 columns:
+// xs_b = max|x_b| / 127, xq = round(x / xs_b) in [-127, 127]. A weight row is
+// read a vector (W bytes) at a time; int32 lane l of the integer dot reads
+// weight bytes 4l..4l+3 (int8: columns 4l..4l+3, int4: columns 8l..8l+7), so a
+// lane never straddles a 32-block and lane l's f32 factor is xs_{block(l)} *
+// ws_{group(l)}. Unsigned x signed byte products need an unsigned operand:
+// int4 nibbles n become u = n ^ 8 = n + 8 in [0, 15]; int8 weights w become
+// u = w ^ 0x80 = w + 128 (VNNI only). The offset is removed by starting each
+// lane's int32 sum at corr_l = -8 (resp. -128) * sum of the x bytes the lane
+// reads (precomputed with x). Without VNNI, int8 uses pmaddubsw(|w|, sign(x, w)),
+// whose pair sums (<= 2 * 128 * 127) cannot saturate, and no offset.
+// For int4 the weight byte k of a chunk holds columns 2k (low nibble) and 2k+1
+// (high nibble); x is stored per chunk (2W columns; 32 for the 16-byte tail) as
+// [even columns | odd columns] so that the low / high nibble vectors meet their
+// x bytes at the same positions.
+#include "runtime-stub/kernels/opt/OptQuant.h"
+
+#ifndef HWY_DISABLED_TARGETS
+#define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
+#endif
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "runtime-stub/kernels/opt/OptQuant.cpp"
+#include "hwy/foreach_target.h" // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include "runtime-stub/core/DType.h"
+#include "runtime-stub/core/ThreadPool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <initializer_list>
+#include <vector>
+
+#ifndef KILN_OPT_QUANT_SHARED
+#define KILN_OPT_QUANT_SHARED
+namespace kiln {
+namespace rt {
+namespace opt {
+namespace quant {
+
+/// One call's quantized activations (see the top of this file).
+struct Plan {
+  const LinearArgs *a = nullptr;
+  const int8_t *xq = nullptr;    // [rows, in]; int4: per chunk [even | odd]
+  const float *xs = nullptr;     // [rows, lanes]: x block scale of lane l
+  const int32_t *corr = nullptr; // [rows, lanes]: offset correction of lane l
+  int64_t lanes = 0;             // in / 4 (int8) or in / 8 (int4)
+  int64_t rowBytes = 0;          // weight bytes per output channel
+  int64_t groupsPerRow = 0;
+  int64_t prefetch = 0; // bytes ahead of the current weight row to prefetch (0: none)
+};
+
+// IEEE half -> float, exact for every value.
+inline float halfBits(uint16_t h) {
+  const uint32_t em = h & 0x7FFFu;
+  uint32_t bits = em << 13;
+  float f;
+  if (em >= 0x7C00u) {
+    bits |= 0x7F800000u;
+    std::memcpy(&f, &bits, 4);
+  } else {
+    std::memcpy(&f, &bits, 4);
+    f *= 5.192296858534828e+33f; // 2^112
+  }
+  uint32_t out;
+  std::memcpy(&out, &f, 4);
+  out |= static_cast<uint32_t>(h & 0x8000u) << 16;
+  std::memcpy(&f, &out, 4);
+  return f;
+}
+
+inline float scaleAt(const LinearArgs &a, int64_t i) {
+  return a.scalesF16 ? halfBits(static_cast<const uint16_t *>(a.scales)[i])
+                     : static_cast<const float *>(a.scales)[i];
+}
+
+} // namespace quant
+} // namespace opt
+} // namespace rt
+} // namespace kiln
+#endif // KILN_OPT_QUANT_SHARED
+
+HWY_BEFORE_NAMESPACE();
+namespace kiln {
+namespace rt {
+namespace opt {
+namespace HWY_NAMESPACE {
+
+using quant::Plan;
+using quant::scaleAt;
+
+#undef KILN_Q_WIDTH
+#if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3
+#define KILN_Q_WIDTH 64
+#elif HWY_TARGET == HWY_AVX2
+#define KILN_Q_WIDTH 32
+#elif HWY_TARGET == HWY_SSE4 || HWY_TARGET == HWY_SSSE3
+#define KILN_Q_WIDTH 16
+#else
+#define KILN_Q_WIDTH 0
+#endif
+
+constexpr bool kVnni = HWY_TARGET == HWY_AVX3_DL;
+
+#if KILN_Q_WIDTH >= 16
+// 128-bit ops (the whole row on SSSE3/SSE4, the 16-byte tail pieces above).
+struct O128 {
+  using I = __m128i;
+  using F = __m128;
+  static constexpr int64_t kBytes = 16;
+  static I Load(const void *p) { return _mm_loadu_si128(static_cast<const __m128i *>(p)); }
+  static F LoadF(const float *p) { return _mm_loadu_ps(p); }
+  static I Zero() { return _mm_setzero_si128(); }
+  static F ZeroF() { return _mm_setzero_ps(); }
+  static I Set8(int v) { return _mm_set1_epi8(static_cast<char>(v)); }
+  static F Set(float v) { return _mm_set1_ps(v); }
+  static I Xor(I a, I b) { return _mm_xor_si128(a, b); }
+  static I And(I a, I b) { return _mm_and_si128(a, b); }
+  static I Shr4(I a) { return _mm_srli_epi16(a, 4); }
+  static F Cvt(I a) { return _mm_cvtepi32_ps(a); }
+  static F Mul(F a, F b) { return _mm_mul_ps(a, b); }
+  static F MulAdd(F a, F b, F c) {
+#if KILN_Q_WIDTH >= 32
+    return _mm_fmadd_ps(a, b, c);
+#else
+    return _mm_add_ps(_mm_mul_ps(a, b), c);
+#endif
+  }
+  static float Sum(F v) {
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_shuffle_ps(v, v, 0x55));
+    return _mm_cvtss_f32(v);
+  }
+  // acc + per-lane sum of 4 products u * s (u unsigned bytes, s signed).
+  static I DotU(I acc, I u, I s) {
+#if HWY_TARGET == HWY_AVX3_DL
+    asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+    return acc;
+#else
+    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_maddubs_epi16(u, s), _mm_set1_epi16(1)));
+#endif
+  }
+  // int4: acc + lo . xe + hi . xo (lo, hi in [0, 15]: pair sums fit int16).
+  static I Dot4(I acc, I lo, I xe, I hi, I xo) {
+#if HWY_TARGET == HWY_AVX3_DL
+    return DotU(DotU(acc, lo, xe), hi, xo);
+#else
+    const I p = _mm_add_epi16(_mm_maddubs_epi16(lo, xe), _mm_maddubs_epi16(hi, xo));
+    return _mm_add_epi32(acc, _mm_madd_epi16(p, _mm_set1_epi16(1)));
+#endif
+  }
+  // int8: acc + w . x; with VNNI acc must start at the -128 offset correction.
+  static I Dot8(I acc, I w, I x) {
+#if HWY_TARGET == HWY_AVX3_DL
+    return DotU(acc, Xor(w, Set8(0x80)), x);
+#else
+    const I p = _mm_maddubs_epi16(_mm_abs_epi8(w), _mm_sign_epi8(x, w));
+    return _mm_add_epi32(acc, _mm_madd_epi16(p, _mm_set1_epi16(1)));
+#endif
+  }
+  // Scales g0 .. g0+G-1 of a row, each on 4/G consecutive lanes.
+  template <int G>
+  static F Expand(const LinearArgs &a, int64_t g0) {
+    alignas(16) float t[4];
+    for (int l = 0; l < 4; ++l)
+      t[l] = scaleAt(a, g0 + l / (4 / G));
+    return _mm_load_ps(t);
+  }
+};
+#endif
+
+#if KILN_Q_WIDTH >= 32
+// G consecutive scales (G = 2 or 4) in the low lanes of a 128-bit vector.
+template <int G>
+HWY_INLINE __m128 LoadScales(const LinearArgs &a, int64_t g0) {
+  if (a.scalesF16) {
+    const uint16_t *p = static_cast<const uint16_t *>(a.scales) + g0;
+    if (G == 4) {
+      uint64_t bits;
+      std::memcpy(&bits, p, 8);
+      return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)));
+    }
+    uint32_t bits;
+    std::memcpy(&bits, p, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(bits)));
+  }
+  const float *p = static_cast<const float *>(a.scales) + g0;
+  if (G == 4)
+    return _mm_loadu_ps(p);
+  return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double *>(p)));
+}
+
+// One scale (F16C where the target has it).
+HWY_INLINE float ScaleFast(const LinearArgs &a, int64_t i) {
+  return a.scalesF16 ? _cvtsh_ss(static_cast<const uint16_t *>(a.scales)[i])
+                     : static_cast<const float *>(a.scales)[i];
+}
+#else
+HWY_INLINE float ScaleFast(const LinearArgs &a, int64_t i) { return scaleAt(a, i); }
+#endif
+
+#if KILN_Q_WIDTH == 32
+struct O256 {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr int64_t kBytes = 32;
+  static I Load(const void *p) { return _mm256_loadu_si256(static_cast<const __m256i *>(p)); }
+  static F LoadF(const float *p) { return _mm256_loadu_ps(p); }
+  static I Zero() { return _mm256_setzero_si256(); }
+  static F ZeroF() { return _mm256_setzero_ps(); }
+  static I Set8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+  static F Set(float v) { return _mm256_set1_ps(v); }
+  static I Xor(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I And(I a, I b) { return _mm256_and_si256(a, b); }
+  static I Shr4(I a) { return _mm256_srli_epi16(a, 4); }
+  static F Cvt(I a) { return _mm256_cvtepi32_ps(a); }
+  static F Mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F MulAdd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static float Sum(F v) {
+    return O128::Sum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+  }
+  static I Dot4(I acc, I lo, I xe, I hi, I xo) {
+    const I p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xe), _mm256_maddubs_epi16(hi, xo));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+  }
+  static I Dot8(I acc, I w, I x) {
+    const I p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+  }
+  // Scales g0 .. g0+G-1, each on 8/G consecutive lanes (G = 2 or 4).
+  template <int G>
+  static F Expand(const LinearArgs &a, int64_t g0) {
+    const __m256i idx = G == 4 ? _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3)
+                               : _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(LoadScales<G>(a, g0)), idx);
+  }
+};
+#endif
+
+#if KILN_Q_WIDTH == 64
+struct O512 {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr int64_t kBytes = 64;
+  static I Load(const void *p) { return _mm512_loadu_si512(p); }
+  static F LoadF(const float *p) { return _mm512_loadu_ps(p); }
+  static I Zero() { return _mm512_setzero_si512(); }
+  static F ZeroF() { return _mm512_setzero_ps(); }
+  static I Set8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+  static F Set(float v) { return _mm512_set1_ps(v); }
+  static I Xor(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I And(I a, I b) { return _mm512_and_si512(a, b); }
+  static I Shr4(I a) { return _mm512_srli_epi16(a, 4); }
+  static F Cvt(I a) { return _mm512_cvtepi32_ps(a); }
+  static F Mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F MulAdd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static float Sum(F v) { return _mm512_reduce_add_ps(v); }
+#if HWY_TARGET == HWY_AVX3_DL
+  static I DotU(I acc, I u, I s) {
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
+    return acc;
+  }
+  static I Dot4(I acc, I lo, I xe, I hi, I xo) { return DotU(DotU(acc, lo, xe), hi, xo); }
+  static I Dot8(I acc, I w, I x) { return DotU(acc, Xor(w, Set8(0x80)), x); }
+#else
+  static I Dot4(I acc, I lo, I xe, I hi, I xo) {
+    const I p = _mm512_add_epi16(_mm512_maddubs_epi16(lo, xe), _mm512_maddubs_epi16(hi, xo));
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+  }
+  static I Dot8(I acc, I w, I x) {
+    // No vpsignb on zmm: negate x where w < 0.
+    const __mmask64 neg = _mm512_movepi8_mask(w);
+    const I s = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+    const I p = _mm512_maddubs_epi16(_mm512_abs_epi8(w), s);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
+  }
+#endif
+  // Scales g0 .. g0+G-1, each on 16/G consecutive lanes (G = 2 or 4).
+  template <int G>
+  static F Expand(const LinearArgs &a, int64_t g0) {
+    const __m512i idx = G == 4 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                               : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(LoadScales<G>(a, g0)));
+  }
+};
+#endif
+
+enum Mode { kPerRow = 0, kPerChunk = 1, kExpand2 = 2, kExpand4 = 3, kGeneric = 4 };
+
+#if KILN_Q_WIDTH >= 16
+// out[n * R + r] = y[r0 + r][o + n] (no bias) for R x rows and NO output
+// channels (weight rows share the x loads; NO > 1 for decode): main chunks
+// with ops O, the remaining 16-byte pieces (one 32-column int4 block / half an
+// int8 block) with O128. M: how the weight scales vary along a row (QuantRange).
+template <class O, int R, int NO, bool kInt4, int M>
+HWY_INLINE void RowsSimd(const Plan &p, int64_t o, int64_t r0, float *out) {
+  using I = typename O::I;
+  using F = typename O::F;
+  const LinearArgs &a = *p.a;
+  constexpr int64_t W = O::kBytes, L = W / 4, C = kInt4 ? 2 * W : W;
+  const uint8_t *w[NO];
+  int64_t sBase[NO];
+  const int64_t in = a.in, group = a.group, nMain = in / C;
+  for (int n = 0; n < NO; ++n) {
+    w[n] = static_cast<const uint8_t *>(a.w) + (o + n) * p.rowBytes;
+    sBase[n] = (o + n) * p.groupsPerRow;
+  }
+  if (p.prefetch > 0) { // weights of later rows (streamed from DRAM)
+    const char *ahead = reinterpret_cast<const char *>(w[0]) + p.prefetch;
+    for (int64_t b = 0; b < NO * p.rowBytes; b += 64)
+      _mm_prefetch(ahead + b, _MM_HINT_T0);
+  }
+  const int8_t *xr[R];
+  const float *xsr[R];
+  const int32_t *cr[R];
+  F acc[NO][R];
+  for (int r = 0; r < R; ++r) {
+    xr[r] = p.xq + (r0 + r) * in;
+    xsr[r] = p.xs + (r0 + r) * p.lanes;
+    cr[r] = p.corr + (r0 + r) * p.lanes;
+    for (int n = 0; n < NO; ++n)
+      acc[n][r] = O::ZeroF();
+  }
+  const I nib = O::Set8(0x0F), flip = O::Set8(0x88);
+  // Scale bookkeeping without divisions: g = scale index of chunk k in a row.
+  const int64_t chunksPerGroup = M == kPerChunk ? group / C : 1;
+  int64_t g = 0, inGroup = 0;
+  for (int64_t k = 0; k < nMain; ++k) {
+    F ws[NO];
+    for (int n = 0; n < NO; ++n) {
+      if (M == kPerChunk) {
+        ws[n] = O::Set(ScaleFast(a, sBase[n] + g));
+      } else if (M == kExpand2 || M == kExpand4) {
+        ws[n] = O::template Expand<M == kExpand2 ? 2 : 4>(a, sBase[n] + g);
+      } else if (M == kGeneric) {
+        alignas(64) float t[L];
+        for (int64_t l = 0; l < L; ++l)
+          t[l] = scaleAt(a, sBase[n] + (k * C + l * (kInt4 ? 8 : 4)) / group);
+        ws[n] = O::LoadF(t);
+      } else {
+        ws[n] = O::ZeroF();
+      }
+    }
+    if (M == kPerChunk && ++inGroup == chunksPerGroup) {
+      inGroup = 0;
+      ++g;
+    } else if (M == kExpand2 || M == kExpand4) {
+      g += M == kExpand2 ? 2 : 4;
+    }
+    I lo[NO], hi[NO];
+    for (int n = 0; n < NO; ++n) {
+      const I wv = O::Load(w[n] + k * W);
+      if (kInt4) {
+        const I u = O::Xor(wv, flip);
+        lo[n] = O::And(u, nib);
+        hi[n] = O::And(O::Shr4(u), nib);
+      } else {
+        lo[n] = hi[n] = wv;
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const I c0 = (kInt4 || kVnni) ? O::Load(cr[r] + k * L) : O::Zero();
+      const I x0 = O::Load(xr[r] + k * C);
+      const I x1 = kInt4 ? O::Load(xr[r] + k * C + W) : x0;
+      const F xs = O::LoadF(xsr[r] + k * L);
+      for (int n = 0; n < NO; ++n) {
+        const I dot = kInt4 ? O::Dot4(c0, lo[n], x0, hi[n], x1) : O::Dot8(c0, lo[n], x0);
+        acc[n][r] = M == kPerRow ? O::MulAdd(O::Cvt(dot), xs, acc[n][r])
+                                 : O::MulAdd(O::Mul(O::Cvt(dot), xs), ws[n], acc[n][r]);
+      }
+    }
+  }
+  float sums[NO][R];
+  for (int n = 0; n < NO; ++n)
+    for (int r = 0; r < R; ++r)
+      sums[n][r] = O::Sum(acc[n][r]);
+  // 16-byte tail pieces (none when O is O128).
+  const int64_t mainBytes = nMain * W, pieceCols = kInt4 ? 32 : 16;
+  if (mainBytes < p.rowBytes) {
+    using I1 = O128::I;
+    using F1 = O128::F;
+    F1 tacc[NO][R];
+    for (int n = 0; n < NO; ++n)
+      for (int r = 0; r < R; ++r)
+        tacc[n][r] = O128::ZeroF();
+    const I1 nib1 = O128::Set8(0x0F), flip1 = O128::Set8(0x88);
+    for (int64_t b = mainBytes, j = 0; b < p.rowBytes; b += 16, ++j) {
+      const int64_t col0 = nMain * C + j * pieceCols, lane0 = b / 4;
+      F1 ws[NO];
+      I1 lo[NO], hi[NO];
+      for (int n = 0; n < NO; ++n) {
+        ws[n] = O128::Set(M == kPerRow ? 0.0f : ScaleFast(a, sBase[n] + col0 / group));
+        const I1 wv = O128::Load(w[n] + b);
+        if (kInt4) {
+          const I1 u = O128::Xor(wv, flip1);
+          lo[n] = O128::And(u, nib1);
+          hi[n] = O128::And(O128::Shr4(u), nib1);
+        } else {
+          lo[n] = hi[n] = wv;
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const I1 c0 = (kInt4 || kVnni) ? O128::Load(cr[r] + lane0) : O128::Zero();
+        const I1 x0 = O128::Load(xr[r] + col0);
+        const I1 x1 = kInt4 ? O128::Load(xr[r] + col0 + 16) : x0;
+        const F1 xs = O128::LoadF(xsr[r] + lane0);
+        for (int n = 0; n < NO; ++n) {
+          const I1 dot = kInt4 ? O128::Dot4(c0, lo[n], x0, hi[n], x1) : O128::Dot8(c0, lo[n], x0);
+          tacc[n][r] = M == kPerRow ? O128::MulAdd(O128::Cvt(dot), xs, tacc[n][r])
+                                    : O128::MulAdd(O128::Mul(O128::Cvt(dot), xs), ws[n], tacc[n][r]);
+        }
+      }
+    }
+    for (int n = 0; n < NO; ++n)
+      for (int r = 0; r < R; ++r)
+        sums[n][r] += O128::Sum(tacc[n][r]);
+  }
+  for (int n = 0; n < NO; ++n) {
+    const float rowScale = M == kPerRow ? scaleAt(a, sBase[n]) : 1.0f;
+    for (int r = 0; r < R; ++r)
+      out[n * R + r] = sums[n][r] * rowScale;
+  }
+}
+#endif
+
+// Scalar version of the same math over 16-byte pieces (layout as O128's).
+template <int R, bool kInt4, int M>
+HWY_INLINE void RowsScalar(const Plan &p, int64_t o, int64_t r0, float *out) {
+  const LinearArgs &a = *p.a;
+  const uint8_t *w = static_cast<const uint8_t *>(a.w) + o * p.rowBytes;
+  const int64_t in = a.in, group = a.group, sBase = o * p.groupsPerRow;
+  const int64_t pieceCols = kInt4 ? 32 : 16;
+  float sums[R] = {};
+  for (int64_t b = 0, j = 0; b < p.rowBytes; b += 16, ++j) {
+    const int64_t col0 = j * pieceCols;
+    const float ws = M == kPerRow ? 1.0f : scaleAt(a, sBase + col0 / group);
+    for (int r = 0; r < R; ++r) {
+      const int8_t *x = p.xq + (r0 + r) * in + col0;
+      int32_t dot = 0;
+      for (int k = 0; k < 16; ++k) {
+        if (kInt4) {
+          const int lo = ((w[b + k] & 0x0F) ^ 8) - 8, hi = ((w[b + k] >> 4) ^ 8) - 8;
+          dot += lo * x[k] + hi * x[16 + k];
+        } else {
+          dot += static_cast<int8_t>(w[b + k]) * x[k];
+        }
+      }
+      sums[r] += static_cast<float>(dot) * p.xs[(r0 + r) * p.lanes + b / 4] * ws;
+    }
+  }
+  const float rowScale = M == kPerRow ? scaleAt(a, sBase) : 1.0f;
+  for (int r = 0; r < R; ++r)
+    out[r] = sums[r] * rowScale;
+}
+
+// Output channels computed together for a single x row (decode).
+constexpr int kChannels = KILN_Q_WIDTH == 64 ? 4 : KILN_Q_WIDTH == 0 ? 1 : 2;
+
+template <int R, int NO, bool kInt4, int M>
+HWY_INLINE void Rows(const Plan &p, int64_t o, int64_t r0, float *out) {
+#if KILN_Q_WIDTH == 64
+  RowsSimd<O512, R, NO, kInt4, M>(p, o, r0, out);
+#elif KILN_Q_WIDTH == 32
+  RowsSimd<O256, R, NO, kInt4, M>(p, o, r0, out);
+#elif KILN_Q_WIDTH == 16
+  RowsSimd<O128, R, NO, kInt4, M>(p, o, r0, out);
+#else
+  for (int n = 0; n < NO; ++n)
+    RowsScalar<R, kInt4, M>(p, o + n, r0, out + n * R);
+#endif
+}
+
+template <bool kInt4, int M>
+void RangeT(const Plan &p, int64_t o0, int64_t o1) {
+  const LinearArgs &a = *p.a;
+  float v[4 * kChannels];
+  int64_t o = o0;
+  if (a.rows == 1) { // decode: several output channels per pass
+    for (; o + kChannels <= o1; o += kChannels) {
+      Rows<1, kChannels, kInt4, M>(p, o, 0, v);
+      for (int n = 0; n < kChannels; ++n)
+        a.y[o + n] = v[n] + (a.bias ? a.bias[o + n] : 0.0f);
+    }
+  }
+  for (; o < o1; ++o) {
+    const float bias = a.bias ? a.bias[o] : 0.0f;
+    int64_t r = 0;
+    for (; r + 4 <= a.rows; r += 4) {
+      Rows<4, 1, kInt4, M>(p, o, r, v);
+      for (int k = 0; k < 4; ++k)
+        a.y[(r + k) * a.ldy + o] = v[k] + bias;
+    }
+    const int64_t left = a.rows - r;
+    if (left == 3)
+      Rows<3, 1, kInt4, M>(p, o, r, v);
+    else if (left == 2)
+      Rows<2, 1, kInt4, M>(p, o, r, v);
+    else if (left == 1)
+      Rows<1, 1, kInt4, M>(p, o, r, v);
+    for (int64_t k = 0; k < left; ++k)
+      a.y[(r + k) * a.ldy + o] = v[k] + bias;
+  }
+}
+
+/// Quantizes x[0, in) (in % 32 == 0) to q (column order) with block scales
+/// bs[b] = max|x_b| / 127; false if some value is inf or nan.
+bool QuantizeRow(const float *HWY_RESTRICT x, int64_t in, int8_t *HWY_RESTRICT q,
+                 float *HWY_RESTRICT bs) {
+  namespace hn = hwy::HWY_NAMESPACE;
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  auto finite = hn::Zero(d); // sum of x * 0: nan once any x is inf or nan
+  const auto lo = hn::Set(di, -127), hi = hn::Set(di, 127);
+  for (int64_t b = 0; b < in; b += kQuantBlock) {
+    auto m = hn::Zero(d);
+    for (int64_t c = 0; c < kQuantBlock; c += N) {
+      const auto v = hn::LoadU(d, x + b + c);
+      m = hn::Max(m, hn::Abs(v));
+      finite = hn::MulAdd(v, hn::Zero(d), finite);
+    }
+    const float mx = hn::GetLane(hn::MaxOfLanes(d, m));
+    const auto inv = hn::Set(d, mx > 0.0f ? 127.0f / mx : 0.0f);
+    for (int64_t c = 0; c < kQuantBlock; c += N) {
+      const auto qi = hn::Min(hn::Max(hn::NearestInt(hn::Mul(hn::LoadU(d, x + b + c), inv)), lo), hi);
+      hn::StoreU(hn::DemoteTo(d8, qi), d8, q + b + c);
+    }
+    bs[b / kQuantBlock] = mx / 127.0f;
+  }
+  return hn::GetLane(hn::SumOfLanes(d, finite)) == 0.0f;
+}
+
+/// Chunk bytes of this target's main loop (int4 x layout); 16 for scalar.
+int64_t QuantWidth() { return KILN_Q_WIDTH == 0 ? 16 : KILN_Q_WIDTH; }
+
+void QuantRange(const Plan &p, int64_t o0, int64_t o1) {
+  const LinearArgs &a = *p.a;
+  const bool i4 = a.kind == WeightKind::Int4;
+  const int64_t W = QuantWidth(), C = i4 ? 2 * W : W;
+  // How the weight scale varies over a main chunk of C columns: not at all
+  // (one scale per row), once per chunk (group % C == 0), G = C / group = 2
+  // or 4 groups per chunk (expanded in registers) or irregularly (group 96,
+  // or 8 groups per chunk: scales gathered lane by lane).
+  int mode = kGeneric;
+  if (a.group == a.in)
+    mode = kPerRow;
+  else if (a.group % C == 0)
+    mode = kPerChunk;
+  else if (C == 2 * a.group)
+    mode = kExpand2;
+  else if (C == 4 * a.group)
+    mode = kExpand4;
+  switch (mode * 2 + (i4 ? 1 : 0)) {
+  case kPerRow * 2: RangeT<false, kPerRow>(p, o0, o1); break;
+  case kPerRow * 2 + 1: RangeT<true, kPerRow>(p, o0, o1); break;
+  case kPerChunk * 2: RangeT<false, kPerChunk>(p, o0, o1); break;
+  case kPerChunk * 2 + 1: RangeT<true, kPerChunk>(p, o0, o1); break;
+  case kExpand2 * 2: RangeT<false, kExpand2>(p, o0, o1); break;
+  case kExpand2 * 2 + 1: RangeT<true, kExpand2>(p, o0, o1); break;
+  case kExpand4 * 2: RangeT<false, kExpand4>(p, o0, o1); break;
+  case kExpand4 * 2 + 1: RangeT<true, kExpand4>(p, o0, o1); break;
+  case kGeneric * 2: RangeT<false, kGeneric>(p, o0, o1); break;
+  default: RangeT<true, kGeneric>(p, o0, o1); break;
+  }
+}
+
+const char *QuantTargetNameImpl() { return hwy::TargetName(HWY_TARGET); }
+
+// NOLINTNEXTLINE(google-readability-namespace-comments)
+} // namespace HWY_NAMESPACE
+} // namespace opt
+} // namespace rt
+} // namespace kiln
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace kiln {
+namespace rt {
+namespace opt {
+
+HWY_EXPORT(QuantWidth);
+HWY_EXPORT(QuantizeRow);
+HWY_EXPORT(QuantRange);
+HWY_EXPORT(QuantTargetNameImpl);
+
+namespace {
+
+// Quantizes the rows of a.x (see the top of this file) for main chunks of W
+// bytes. Returns false if some x value is not finite (the f32 path then keeps
+// inf / nan semantics).
+bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *corr,
+             int8_t *tmp, float *blockScale) {
+  const bool i4 = a.kind == WeightKind::Int4;
+  const int64_t in = a.in, lanes = i4 ? in / 8 : in / 4, lanesPerBlock = i4 ? 4 : 8;
+  const int64_t perLane = i4 ? 8 : 4, offset = i4 ? 8 : 128;
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const float *x = a.x + r * in;
+    int8_t *q = i4 ? tmp : xq + r * in;
+    float *xsr = xs + r * lanes;
+    int32_t *cr = corr + r * lanes;
+    if (!HWY_DYNAMIC_DISPATCH(QuantizeRow)(x, in, q, blockScale))
+      return false;
+    for (int64_t l = 0; l < lanes; ++l) {
+      xsr[l] = blockScale[l / lanesPerBlock];
+      int32_t sum = 0;
+      for (int64_t k = 0; k < perLane; ++k)
+        sum += q[l * perLane + k];
+      cr[l] = -offset * sum;
+    }
+    if (i4) { // per chunk [even | odd]: chunks of 2W columns, then of 32
+      int8_t *dst = xq + r * in;
+      int64_t c0 = 0;
+      for (int64_t chunk : {2 * W, int64_t{32}}) {
+        const int64_t half = chunk / 2;
+        for (; c0 + chunk <= in; c0 += chunk)
+          for (int64_t j = 0; j < half; ++j) {
+            dst[c0 + j] = q[c0 + 2 * j];
+            dst[c0 + half + j] = q[c0 + 2 * j + 1];
+          }
+      }
+    }
+  }
+  return true;
+}
+
+// Software prefetch distance along the weights: hardware prefetching alone
+// left DRAM bandwidth unused (measured: 1024 / 2048 / 4096 / 8192 bytes ahead
+// gave int4 decode 202 / 221 / 196 / 171 t/s per core; int8 decode was ~1.2x
+// slower at 4096 than at 2048, docs/runtime-kernels.md).
+constexpr int64_t kPrefetchBytes = 2048;
+
+struct Buffers {
+  std::vector<int8_t> xq, tmp;
+  std::vector<float> xs, blockScale;
+  std::vector<int32_t> corr;
+};
+
+} // namespace
+
+bool quantGemvApplies(const LinearArgs &a) {
+  return (a.kind == WeightKind::Int8 || a.kind == WeightKind::Int4) && a.rows >= 1 &&
+         a.rows <= kQuantGemvMaxRows && a.in > 0 && a.in % kQuantBlock == 0 && a.group > 0 &&
+         a.group % kQuantBlock == 0 && a.in % a.group == 0;
+}
+
+bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
+  static thread_local Buffers buf;
+  const bool i4 = a.kind == WeightKind::Int4;
+  const int64_t lanes = i4 ? a.in / 8 : a.in / 4;
+  const size_t n = static_cast<size_t>(a.rows * a.in), nl = static_cast<size_t>(a.rows * lanes);
+  if (buf.xq.size() < n)
+    buf.xq.resize(n);
+  if (buf.tmp.size() < static_cast<size_t>(a.in)) {
+    buf.tmp.resize(static_cast<size_t>(a.in));
+    buf.blockScale.resize(static_cast<size_t>(a.in / kQuantBlock));
+  }
+  if (buf.xs.size() < nl) {
+    buf.xs.resize(nl);
+    buf.corr.resize(nl);
+  }
+  const int64_t W = HWY_DYNAMIC_DISPATCH(QuantWidth)();
+  if (!prepare(a, W, buf.xq.data(), buf.xs.data(), buf.corr.data(), buf.tmp.data(),
+               buf.blockScale.data()))
+    return false;
+  quant::Plan p;
+  p.a = &a;
+  p.xq = buf.xq.data();
+  p.xs = buf.xs.data();
+  p.corr = buf.corr.data();
+  p.lanes = lanes;
+  p.rowBytes = i4 ? a.in / 2 : a.in;
+  p.groupsPerRow = a.in / a.group;
+  p.prefetch = kPrefetchBytes;
+  if (!pool || pool->numThreads() <= 1) {
+    HWY_DYNAMIC_DISPATCH(QuantRange)(p, 0, a.out);
+    return true;
+  }
+  // Tasks of at least ~16 KiB of weights (a few microseconds each).
+  const int64_t grain = std::max<int64_t>(1, (16 * 1024) / std::max<int64_t>(1, p.rowBytes));
+  pool->parallelFor(a.out, grain,
+                    [&](int64_t b, int64_t e) { HWY_DYNAMIC_DISPATCH(QuantRange)(p, b, e); });
+  return true;
+}
+
+const char *quantTargetName() { return HWY_DYNAMIC_DISPATCH(QuantTargetNameImpl)(); }
+
+} // namespace opt
+} // namespace rt
+} // namespace kiln
+#endif // HWY_ONCE
