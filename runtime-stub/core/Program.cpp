@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -62,6 +63,8 @@ struct MethodPlan {
   /// skipOutputs); recomputed when the mask changes.
   uint64_t liveSkip = 0;
   std::vector<uint8_t> live; // empty = all
+  /// Per instruction, while profiling (Program::setProfiling).
+  std::vector<uint64_t> profNs, profCalls;
 };
 
 namespace {
@@ -253,6 +256,7 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
                                                      const LoadOptions &options) {
   KILN_TRY(p->setNumThreads(options.numThreads));
   p->portableKernels_ = options.portableKernels;
+  p->profiling_ = options.profile;
   ReadOptions ro;
   ro.verifySegmentHashes = options.verifySegmentHashes;
   std::string err;
@@ -659,7 +663,20 @@ Error Program::execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint
     PlannedInstruction &pi = plan.instrs[k];
     pi.call.pool = pool;
     pi.call.portableOnly = portableOnly;
+    std::chrono::steady_clock::time_point t0;
+    if (profiling_)
+      t0 = std::chrono::steady_clock::now();
     Error e = pi.kernel->run(pi.call);
+    if (profiling_) {
+      if (plan.profNs.size() != plan.instrs.size()) {
+        plan.profNs.assign(plan.instrs.size(), 0);
+        plan.profCalls.assign(plan.instrs.size(), 0);
+      }
+      plan.profNs[k] += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+              .count());
+      ++plan.profCalls[k];
+    }
     if (e.failed()) {
       unbindInputs(plan);
       return e.withContext("method " + method + ": " + pi.label);
@@ -716,6 +733,38 @@ Result<std::vector<Tensor>> Program::run(const std::string &method,
     }
   }
   return results;
+}
+
+void Program::setProfiling(bool on) {
+  if (on && !profiling_)
+    for (auto &m : methods_) {
+      m->profNs.clear();
+      m->profCalls.clear();
+    }
+  profiling_ = on;
+}
+
+std::vector<InstructionProfile> Program::profile(const std::string &method) const {
+  std::vector<InstructionProfile> out;
+  const int mi = methodIndex(method);
+  if (mi < 0)
+    return out;
+  const MethodPlan &plan = *methods_[(size_t)mi];
+  for (size_t k = 0; k < plan.profCalls.size(); ++k) {
+    if (plan.profCalls[k] == 0)
+      continue;
+    const PlannedInstruction &pi = plan.instrs[k];
+    InstructionProfile ip;
+    ip.index = static_cast<uint32_t>(k);
+    ip.op = pi.op;
+    ip.loc = pi.loc;
+    if (!pi.out.empty() && pi.out[0] && pi.out[0]->defined())
+      ip.output = pi.out[0]->describe();
+    ip.calls = plan.profCalls[k];
+    ip.nanoseconds = plan.profNs[k];
+    out.push_back(std::move(ip));
+  }
+  return out;
 }
 
 void Program::releaseArenaMemory(uint64_t keepBytes) {

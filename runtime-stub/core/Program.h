@@ -25,6 +25,8 @@ struct LoadOptions {
   int numThreads = 0;
   /// Run the portable scalar kernels even where optimized (SIMD) ones exist.
   bool portableKernels = false;
+  /// Time every instruction from the first run on (Program::setProfiling).
+  bool profile = false;
 };
 
 /// Declared type of a method input/output. rank -1 = unknown; dim -1 = dynamic;
@@ -53,6 +55,17 @@ struct MethodInfo {
 };
 
 struct MethodPlan; // internal
+
+/// Time spent in one instruction of a method since profiling was switched on
+/// (Program::setProfiling): wall time of the kernel call, pool included.
+struct InstructionProfile {
+  uint32_t index = 0; // instruction index in the method
+  std::string op;     // "linear"
+  std::string loc;    // source location, may be empty
+  std::string output; // the first output as last computed, e.g. "f32[1, 1, 576]"
+  uint64_t calls = 0;
+  uint64_t nanoseconds = 0;
+};
 
 class Program {
 public:
@@ -119,6 +132,14 @@ public:
   ThreadPool *threadPool() const { return pool_.get(); }
   static constexpr int kMaxThreads = 256;
 
+  /// Per-instruction timing of later runs (off by default: one clock read
+  /// per instruction when on). Switching it on clears earlier figures.
+  void setProfiling(bool on);
+  bool profiling() const { return profiling_; }
+  /// The figures of `method` since profiling was switched on, in instruction
+  /// order (instructions that never ran are left out); empty if none.
+  std::vector<InstructionProfile> profile(const std::string &method) const;
+
   /// The verified file (header, flatbuffer, segments).
   const ProgramView &view() const { return view_; }
   /// Program-level mutable state by name (zero at load), or null.
@@ -169,6 +190,7 @@ private:
   int numThreads_ = 1;
   std::unique_ptr<ThreadPool> pool_; // null when numThreads_ == 1
   bool portableKernels_ = false;
+  bool profiling_ = false;
 };
 
 } // namespace rt

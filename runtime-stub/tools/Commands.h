@@ -4,6 +4,7 @@
 #ifndef KILN_RUNTIME_TOOLS_COMMANDS_H
 #define KILN_RUNTIME_TOOLS_COMMANDS_H
 
+#include <cstdio>
 #include <string>
 
 namespace kiln {
@@ -32,7 +33,8 @@ int kilnGenerateCommand(int argc, char **argv);
 int kilnTokenizeCommand(int argc, char **argv);
 
 /// The runtime options shared by `run` and `generate` (docs/runtime-threads.md):
-/// --threads N (1..256; default: physical cores) and --kernels portable|optimized.
+/// --threads N (1..256; default: physical cores), --kernels portable|optimized and
+/// --profile (LoadOptions::profile; the command then calls printProfile at the end).
 /// If argv[*i] is one of them, consumes it and its value (advancing *i) into
 /// `options` and returns 1; returns 0 when argv[*i] is another argument and -1
 /// with `*error` set on a missing or bad value.
@@ -40,7 +42,13 @@ int parseRuntimeOption(int argc, char **argv, int *i, LoadOptions *options, std:
 /// Usage lines of those options (for the commands' usage texts).
 #define KILN_RUNTIME_OPTIONS_USAGE                                                         \
   "--threads N uses N threads for the kernels (default: the physical cores).\n"           \
-  "--kernels portable runs the portable scalar kernels only (default: optimized).\n"
+  "--kernels portable runs the portable scalar kernels only (default: optimized).\n"    \
+  "--profile prints where the time went per method (by op, slowest instructions).\n"
+
+class Program;
+/// The per-instruction profile of every method that ran (Program::profile) as
+/// tables on `out`: time per run by op, then the slowest instructions.
+void printProfile(const Program &program, std::FILE *out);
 
 /// Usage text of the commands.
 const char *kilnRunUsage();

@@ -18,7 +18,7 @@ const char *kilnGenerateUsage() {
   return "usage: generate PROGRAM.kiln (--prompt TEXT | --prompt-tokens 1,2,3) [-n N]\n"
          "           [--temperature T] [--top-p P] [--seed S] [--ignore-eos]\n"
          "           [--print-token-ids] [--no-verify-hashes] [--threads N]\n"
-         "           [--kernels portable|optimized]\n"
+         "           [--kernels portable|optimized] [--profile]\n"
          "Generates text with an LLM program (kiln export-hf): prints the prompt, then\n"
          "streams the continuation as it decodes; stops at EOS, after N new tokens\n"
          "(-n, default 128) or when the KV cache is full (--max-seq-len of the export).\n"
@@ -247,6 +247,8 @@ int kilnGenerateCommand(int argc, char **argv) {
                perSecond(stats.generatedTokens, stats.decodeSeconds).c_str(),
                stats.decodeSeconds, reason, runner.program().numThreads(),
                options.portableKernels ? "portable" : "optimized");
+  if (options.profile)
+    printProfile(runner.program(), stderr);
   return 0;
 }
 

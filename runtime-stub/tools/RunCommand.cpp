@@ -18,6 +18,10 @@ namespace rt {
 
 int parseRuntimeOption(int argc, char **argv, int *i, LoadOptions *options, std::string *error) {
   std::string a = argv[*i];
+  if (a == "--profile") {
+    options->profile = true;
+    return 1;
+  }
   if (a != "--threads" && a != "--kernels")
     return 0;
   if (*i + 1 >= argc) {
@@ -52,6 +56,7 @@ const char *kilnRunUsage() {
   return "usage: run PROGRAM.kiln [--method NAME] --input A.npy [--input B.npy ...]\n"
          "           [--then [--method NAME] --input ... ]... --output-dir DIR\n"
          "           [--no-verify-hashes] [--threads N] [--kernels portable|optimized]\n"
+         "           [--profile]\n"
          "Runs a method (default: forward, or the only method) on .npy inputs and writes\n"
          "DIR/output0.npy, DIR/output1.npy, ... (nothing is written on error).\n"
          "--then starts another call on the same loaded program: program state (KV\n"
@@ -231,6 +236,8 @@ int kilnRunCommand(int argc, char **argv) {
                        "output" + std::to_string(i) + ".npy");
     }
   }
+  if (options.profile)
+    printProfile(prog, stderr);
 
   // Write temps, then rename: all or nothing.
   std::string err;

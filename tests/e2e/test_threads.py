@@ -128,3 +128,32 @@ def test_python_load_threads(llm):
             kiln.load(llm.out, threads=bad)
     with pytest.raises(ValueError, match="kernels must be 'optimized' or 'portable'"):
         kiln.load(llm.out, kernels="fast")
+
+
+def test_generate_profile(llm):
+    """--profile: per-method tables of time by op and the slowest instructions, on stderr;
+    the generated ids are the same as without it."""
+    prompt = prompt_of(9, seed=3)
+    args = ["--prompt-tokens", ",".join(map(str, prompt)), "-n", 6, "--ignore-eos",
+            "--print-token-ids"]
+    plain = generate(llm.out, args)
+    proc = generate(llm.out, args + ["--profile"])
+    assert ids_of(proc) == ids_of(plain), "--profile changed the generated ids"
+    for method in ("prefill", "decode"):
+        assert f"profile of method {method}: " in proc.stderr, harness.describe(proc)
+    decode = proc.stderr.split("profile of method decode: ")[1]
+    # 6 new tokens: the first comes from prefill, the last prompt token and 5 more go
+    # through decode (docs/llm.md).
+    assert decode.startswith("6 runs, "), harness.describe(proc)
+    assert "slowest instructions:" in decode and "linear" in decode, harness.describe(proc)
+    assert "profile of method" not in plain.stderr
+
+
+def test_run_profile(linear, tmp_path):
+    program, x, ref = linear
+    (inp,) = harness.write_inputs(str(tmp_path), [x])
+    proc = harness.run_tool([harness.binary("kiln-runtime"), "run", program, "--input", inp,
+                             "--output-dir", str(tmp_path / "o"), "--profile"])
+    assert proc.returncode == 0, harness.describe(proc)
+    assert "profile of method forward: 1 runs" in proc.stderr, harness.describe(proc)
+    np.testing.assert_allclose(np.load(tmp_path / "o" / "output0.npy"), ref, rtol=1e-4, atol=1e-5)

@@ -203,3 +203,37 @@ TEST_F(RunViews, SkippedOutputsDoNotRunButStatesAreWritten) {
   ASSERT_FALSE(prog->runViews("stateful", {f32({1, 2}, {7, 8}), i64({1}, {3})}, &out).failed());
   expectNear(floatsOf(*s), {0, 0, 0, 0, 0, 0, 7, 8}, "state written after resetState");
 }
+
+TEST_F(RunViews, ProfileCountsEveryInstructionRun) {
+  const std::vector<float> x = {0.5f, -1, 2, 0, 1, 1.5f, -0.25f, 3};
+  std::vector<Tensor> out;
+  // Off by default: nothing recorded.
+  ASSERT_FALSE(prog->runViews("forward", {f32({2, 4}, x)}, &out).failed());
+  EXPECT_FALSE(prog->profiling());
+  EXPECT_TRUE(prog->profile("forward").empty());
+  prog->setProfiling(true);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_FALSE(prog->runViews("forward", {f32({2, 4}, x)}, &out).failed());
+  ASSERT_FALSE(prog->runViews("small", {f32({2, 4}, x)}, &out).failed());
+  std::vector<rt::InstructionProfile> f = prog->profile("forward");
+  ASSERT_EQ(f.size(), 3u);
+  const char *ops[] = {"unary", "unary", "binary"};
+  for (uint32_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(f[k].index, k);
+    EXPECT_EQ(f[k].op, ops[k]) << "instruction " << k;
+    EXPECT_EQ(f[k].calls, 3u) << "instruction " << k;
+    EXPECT_GT(f[k].nanoseconds, 0u) << "instruction " << k;
+    EXPECT_EQ(f[k].output, "f32[2,4]") << "instruction " << k;
+  }
+  std::vector<rt::InstructionProfile> s = prog->profile("small");
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].calls, 1u);
+  EXPECT_TRUE(prog->profile("stateful").empty()) << "a method that never ran";
+  EXPECT_TRUE(prog->profile("nope").empty());
+  // Skipped instructions are not counted; switching on again clears the figures.
+  prog->setProfiling(false);
+  ASSERT_FALSE(prog->runViews("forward", {f32({2, 4}, x)}, &out).failed());
+  EXPECT_EQ(prog->profile("forward")[0].calls, 3u) << "off: no more counting";
+  prog->setProfiling(true);
+  EXPECT_TRUE(prog->profile("forward").empty()) << "cleared when switched on again";
+}
