@@ -396,6 +396,43 @@ struct FuseSwigluPattern : OpRewritePattern<BinaryOp> {
 // RoPE
 //===----------------------------------------------------------------------===//
 
+/// The operands of RoPE's `x * cos + rotated * sin`, in any operand order of
+/// the add and of both muls. `rotation(value)` returns the rotated input x of
+/// a candidate `rotated` operand, or null (it may record how x was rotated:
+/// the last call before success is the matching one); the first candidate
+/// whose x also multiplies cos, with one float element type throughout, wins.
+struct RopeOperands {
+  Value x, cos, sin;
+};
+template <typename Rotation>
+std::optional<RopeOperands> matchRopeSum(BinaryOp add, Rotation &&rotation) {
+  if (add.getFn() != "add")
+    return std::nullopt;
+  for (auto [directValue, rotatedValue] :
+       {std::pair(add.getA(), add.getB()), std::pair(add.getB(), add.getA())}) {
+    BinaryOp direct = getBinary(directValue, "mul");
+    BinaryOp rotated = getBinary(rotatedValue, "mul");
+    if (!direct || !rotated)
+      continue;
+    for (auto [rotValue, sin] : {std::pair(rotated.getA(), rotated.getB()),
+                                 std::pair(rotated.getB(), rotated.getA())}) {
+      Value x = rotation(rotValue);
+      if (!x)
+        continue;
+      Value cos;
+      if (direct.getA() == x)
+        cos = direct.getB();
+      else if (direct.getB() == x)
+        cos = direct.getA();
+      if (!cos || !isFloat(x) ||
+          !haveSameElementType({x, cos, sin, add.getResult()}))
+        continue;
+      return RopeOperands{x, cos, sin};
+    }
+  }
+  return std::nullopt;
+}
+
 /// `x * cos + cat(-x[..., h:], x[..., :h], -1) * sin` with `h = D // 2`
 /// -> `rope x, cos, sin style "rotate_half"`, and `x * cos +
 /// stack(-x[..., 1::2], x[..., ::2], -1).flatten(-2) * sin` -> `style
@@ -493,39 +530,20 @@ struct FuseRopePattern : OpRewritePattern<BinaryOp> {
 
   LogicalResult matchAndRewrite(BinaryOp op,
                                 PatternRewriter &rewriter) const override {
-    if (op.getFn() != "add")
+    StringRef style;
+    std::optional<RopeOperands> m = matchRopeSum(op, [&](Value rotated) {
+      style = "rotate_half";
+      if (Value x = matchRotateHalf(rotated))
+        return x;
+      style = "interleaved";
+      return matchRotateInterleaved(rotated);
+    });
+    if (!m)
       return failure();
-    for (auto [directValue, rotatedValue] :
-         {std::pair(op.getA(), op.getB()), std::pair(op.getB(), op.getA())}) {
-      BinaryOp direct = getBinary(directValue, "mul");
-      BinaryOp rotated = getBinary(rotatedValue, "mul");
-      if (!direct || !rotated)
-        continue;
-      for (auto [rotValue, sin] : {std::pair(rotated.getA(), rotated.getB()),
-                                   std::pair(rotated.getB(), rotated.getA())}) {
-        StringRef style = "rotate_half";
-        Value x = matchRotateHalf(rotValue);
-        if (!x) {
-          style = "interleaved";
-          x = matchRotateInterleaved(rotValue);
-        }
-        if (!x)
-          continue;
-        Value cos;
-        if (direct.getA() == x)
-          cos = direct.getB();
-        else if (direct.getB() == x)
-          cos = direct.getA();
-        if (!cos || !isFloat(x) ||
-            !haveSameElementType({x, cos, sin, op.getResult()}))
-          continue;
-        rewriter.replaceOpWithNewOp<RopeOp>(op, op.getType(), x, cos, sin,
-                                            style);
-        ++counts.rope;
-        return success();
-      }
-    }
-    return failure();
+    rewriter.replaceOpWithNewOp<RopeOp>(op, op.getType(), m->x, m->cos, m->sin,
+                                        style);
+    ++counts.rope;
+    return success();
   }
 
   FusionCounts &counts;
@@ -566,52 +584,37 @@ struct FusePermutedRopePattern : OpRewritePattern<BinaryOp> {
 
   LogicalResult matchAndRewrite(BinaryOp op,
                                 PatternRewriter &rewriter) const override {
-    if (op.getFn() != "add")
+    SmallVector<int64_t> perm;
+    std::optional<RopeOperands> m = matchRopeSum(op, [&](Value selected) {
+      auto select = getSingleUseProducer<IndexSelectOp>(selected);
+      if (!select)
+        return Value();
+      Value x = select.getX();
+      if (!isLastDim(x, static_cast<int64_t>(select.getDim())))
+        return Value();
+      std::optional<SmallVector<int64_t>> entries =
+          matchPermutation(select.getIndex());
+      if (!entries)
+        return Value();
+      // perm must cover x's last dim exactly. When that dim is unknown, a
+      // permutation of n >= 2 entries is enough: with another size the
+      // unfused ops fail at run time too (an index out of range, or an add
+      // of last dims n and D that do not broadcast), as the fused kernel
+      // does. (n == 1 could broadcast against cos/sin: left alone.)
+      int64_t n = static_cast<int64_t>(entries->size());
+      std::optional<int64_t> rank = inferRank(x);
+      DimFact last = rank && *rank >= 1 ? inferDim(x, *rank - 1) : DimFact{};
+      if (n < 2 || (last.constant && *last.constant != n))
+        return Value();
+      perm = std::move(*entries);
+      return x;
+    });
+    if (!m)
       return failure();
-    for (auto [directValue, rotatedValue] :
-         {std::pair(op.getA(), op.getB()), std::pair(op.getB(), op.getA())}) {
-      BinaryOp direct = getBinary(directValue, "mul");
-      BinaryOp rotated = getBinary(rotatedValue, "mul");
-      if (!direct || !rotated)
-        continue;
-      for (auto [selectedValue, sin] :
-           {std::pair(rotated.getA(), rotated.getB()),
-            std::pair(rotated.getB(), rotated.getA())}) {
-        auto select = getSingleUseProducer<IndexSelectOp>(selectedValue);
-        if (!select)
-          continue;
-        Value x = select.getX();
-        if (!isLastDim(x, static_cast<int64_t>(select.getDim())))
-          continue;
-        std::optional<SmallVector<int64_t>> perm =
-            matchPermutation(select.getIndex());
-        if (!perm)
-          continue;
-        // perm must cover x's last dim exactly. When that dim is unknown, a
-        // permutation of n >= 2 entries is enough: with another size the
-        // unfused ops fail at run time too (an index out of range, or an
-        // add of last dims n and D that do not broadcast), as the fused
-        // kernel does. (n == 1 could broadcast against cos/sin: left alone.)
-        int64_t n = static_cast<int64_t>(perm->size());
-        std::optional<int64_t> rank = inferRank(x);
-        DimFact last = rank && *rank >= 1 ? inferDim(x, *rank - 1) : DimFact{};
-        if (n < 2 || (last.constant && *last.constant != n))
-          continue;
-        Value cos;
-        if (direct.getA() == x)
-          cos = direct.getB();
-        else if (direct.getB() == x)
-          cos = direct.getA();
-        if (!cos || !isFloat(x) ||
-            !haveSameElementType({x, cos, sin, op.getResult()}))
-          continue;
-        rewriter.replaceOpWithNewOp<RopePermOp>(op, op.getType(), x, cos, sin,
-                                                *perm);
-        ++counts.rope;
-        return success();
-      }
-    }
-    return failure();
+    rewriter.replaceOpWithNewOp<RopePermOp>(op, op.getType(), m->x, m->cos,
+                                            m->sin, perm);
+    ++counts.rope;
+    return success();
   }
 
   FusionCounts &counts;

@@ -45,31 +45,6 @@ namespace hn = hwy::HWY_NAMESPACE;
 
 constexpr int64_t kRowBlock = 32; // x rows sharing each pass over the weights
 
-// IEEE half -> float, exact for every value (inlined: one call per group).
-inline float halfBitsToFloat(uint16_t h) {
-  const uint32_t em = h & 0x7FFFu;
-  uint32_t bits = em << 13;
-  float f;
-  if (em >= 0x7C00u) { // inf / nan
-    bits |= 0x7F800000u;
-    std::memcpy(&f, &bits, 4);
-  } else { // normal and subnormal: rebias the exponent by a power-of-two product
-    std::memcpy(&f, &bits, 4);
-    f *= 5.192296858534828e+33f; // 2^112
-  }
-  uint32_t out;
-  std::memcpy(&out, &f, 4);
-  out |= static_cast<uint32_t>(h & 0x8000u) << 16;
-  std::memcpy(&f, &out, 4);
-  return f;
-}
-
-inline float scaleAt(const LinearArgs &a, int64_t index) {
-  if (a.scalesF16)
-    return halfBitsToFloat(static_cast<const uint16_t *>(a.scales)[index]);
-  return static_cast<const float *>(a.scales)[index];
-}
-
 // out[r] = dot(x + r * ldx, w) for R rows of x, f32 weight row w[0, n).
 template <int R>
 HWY_INLINE void tileF32(const float *HWY_RESTRICT x, int64_t ldx, const float *HWY_RESTRICT w,

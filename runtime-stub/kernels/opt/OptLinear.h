@@ -10,6 +10,7 @@
 #define KILN_RUNTIME_KERNELS_OPT_OPTLINEAR_H
 
 #include <cstdint>
+#include <cstring>
 
 namespace kiln {
 namespace rt {
@@ -53,6 +54,34 @@ void splitInt4X(const float *x, int64_t rows, int64_t in, float *dst);
 
 /// Name of the SIMD target the dispatcher picks now (e.g. "AVX3", "AVX2", "SSE4").
 const char *selectedTargetName();
+
+/// IEEE half -> float, exact for every value: rt::halfToFloat (core/DType.h),
+/// inline and branch-light for the kernels' inner loops (OptLinearTest checks
+/// all 65536 inputs against it). Subnormals are rebiased with a power-of-two
+/// product (exact; the runtime never sets flush-to-zero / denormals-are-zero).
+inline float halfBitsToFloat(uint16_t h) {
+  const uint32_t em = h & 0x7FFFu;
+  uint32_t bits = em << 13;
+  float f;
+  if (em >= 0x7C00u) { // inf / nan
+    bits |= 0x7F800000u;
+    std::memcpy(&f, &bits, 4);
+  } else {
+    std::memcpy(&f, &bits, 4);
+    f *= 5.192296858534828e+33f; // 2^112
+  }
+  uint32_t out;
+  std::memcpy(&out, &f, 4);
+  out |= static_cast<uint32_t>(h & 0x8000u) << 16;
+  std::memcpy(&f, &out, 4);
+  return f;
+}
+
+/// Scale `index` of a quantized weight (f16 or f32 scales).
+inline float scaleAt(const LinearArgs &a, int64_t index) {
+  return a.scalesF16 ? halfBitsToFloat(static_cast<const uint16_t *>(a.scales)[index])
+                     : static_cast<const float *>(a.scales)[index];
+}
 
 } // namespace opt
 } // namespace rt

@@ -66,30 +66,6 @@ struct Plan {
   int64_t prefetch = 0; // bytes ahead of the current weight row to prefetch (0: none)
 };
 
-// IEEE half -> float, exact for every value.
-inline float halfBits(uint16_t h) {
-  const uint32_t em = h & 0x7FFFu;
-  uint32_t bits = em << 13;
-  float f;
-  if (em >= 0x7C00u) {
-    bits |= 0x7F800000u;
-    std::memcpy(&f, &bits, 4);
-  } else {
-    std::memcpy(&f, &bits, 4);
-    f *= 5.192296858534828e+33f; // 2^112
-  }
-  uint32_t out;
-  std::memcpy(&out, &f, 4);
-  out |= static_cast<uint32_t>(h & 0x8000u) << 16;
-  std::memcpy(&f, &out, 4);
-  return f;
-}
-
-inline float scaleAt(const LinearArgs &a, int64_t i) {
-  return a.scalesF16 ? halfBits(static_cast<const uint16_t *>(a.scales)[i])
-                     : static_cast<const float *>(a.scales)[i];
-}
-
 } // namespace quant
 } // namespace opt
 } // namespace rt
@@ -103,7 +79,6 @@ namespace opt {
 namespace HWY_NAMESPACE {
 
 using quant::Plan;
-using quant::scaleAt;
 
 #undef KILN_Q_WIDTH
 #if HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX3

@@ -52,20 +52,6 @@ namespace {
 
 constexpr double kRelTol = 1e-5;
 
-uint16_t floatToHalf(float f) { // round-to-nearest for normal values (test scales)
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  uint32_t sign = (b >> 16) & 0x8000u;
-  int32_t exp = static_cast<int32_t>((b >> 23) & 0xFF) - 127 + 15;
-  uint32_t mant = b & 0x7FFFFFu;
-  if (exp <= 0)
-    return static_cast<uint16_t>(sign);
-  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-  if (mant & 0x1000u)
-    ++h;
-  return static_cast<uint16_t>(h);
-}
-
 /// A random weight of one kind with its f32 dequantized values (for the
 /// magnitude used by the tolerance).
 struct Weight {
@@ -116,7 +102,7 @@ Weight makeWeight(std::mt19937 &rng, opt::WeightKind kind, int64_t out, int64_t 
   for (int64_t i = 0; i < groups; ++i) {
     float s = std::exp2(static_cast<float>(byte(rng) % 8) - 9.0f) * (1.0f + byte(rng) / 512.0f);
     w.scalesF.push_back(s);
-    w.scalesH.push_back(floatToHalf(s));
+    w.scalesH.push_back(rt::floatToHalf(s));
   }
   // Every byte value: int8 covers -128..127, int4 nibbles -8..7.
   w.bytes.resize(static_cast<size_t>(kind == opt::WeightKind::Int8 ? out * in : out * in / 2));
@@ -691,3 +677,20 @@ TEST_F(OptLinear, DISABLED_BenchmarkQuantGemvColdCache) {
 }
 
 } // namespace
+
+// The kernels' inline half conversion (OptLinear.h) against the runtime's
+// reference rt::halfToFloat, bit for bit, for all 65536 halves (subnormals,
+// infinities and nan payloads included).
+TEST(OptHalf, InlineConversionMatchesRuntimeForEveryHalf) {
+  int mismatches = 0;
+  for (uint32_t h = 0; h <= 0xFFFFu; ++h) {
+    const float got = opt::halfBitsToFloat(static_cast<uint16_t>(h));
+    const float want = rt::halfToFloat(static_cast<uint16_t>(h));
+    uint32_t gb, wb;
+    std::memcpy(&gb, &got, 4);
+    std::memcpy(&wb, &want, 4);
+    if (gb != wb && ++mismatches <= 5)
+      ADD_FAILURE() << "half 0x" << std::hex << h << ": inline 0x" << gb << ", runtime 0x" << wb;
+  }
+  EXPECT_EQ(mismatches, 0);
+}

@@ -17,25 +17,6 @@ using kiln::rt::Tensor;
 
 namespace {
 
-/// Deterministic values in [-2, 2).
-Tensor randomF32(Shape shape, uint32_t seed) {
-  std::vector<float> v((size_t)shape.numel());
-  uint32_t s = seed * 2654435761u + 12345u;
-  for (float &x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = (float)((s >> 8) * (1.0 / 16777216.0)) * 4.0f - 2.0f;
-  }
-  return f32(shape, v);
-}
-
-Tensor run(const char *op, std::vector<Tensor> in, std::vector<TAttr> attrs) {
-  auto r = runOp(op, in, attrs);
-  EXPECT_TRUE(r.ok()) << op << ": " << (r.ok() ? "" : r.error().message());
-  if (!r.ok() || r->empty())
-    return Tensor();
-  return (*r)[0];
-}
-
 std::string errorOf(const char *op, std::vector<Tensor> in, std::vector<TAttr> attrs) {
   auto r = runOp(op, in, attrs);
   EXPECT_FALSE(r.ok()) << op << " should fail";
@@ -66,18 +47,18 @@ void expectClose(const std::string &what, const Tensor &got, const Tensor &want,
 Tensor scalarI64(int64_t v) { return i64({}, {v}); }
 
 Tensor binary(const char *fn, const Tensor &a, const Tensor &b) {
-  return run("binary", {a, b}, {attrStr("fn", fn)});
+  return runOne("binary", {a, b}, {attrStr("fn", fn)});
 }
 
 /// cat(-x[..., h:], x[..., :h], -1) with h = D // 2, from portable kernels.
 Tensor rotateHalfUnfused(const Tensor &x) {
   int64_t d = x.dim(x.rank() - 1), h = d / 2;
-  Tensor x1 = run("slice", {x, scalarI64(0), scalarI64(h)},
+  Tensor x1 = runOne("slice", {x, scalarI64(0), scalarI64(h)},
                   {attrInt("dim", -1), attrInt("step", 1)});
-  Tensor x2 = run("slice", {x, scalarI64(h), scalarI64(INT64_MAX)},
+  Tensor x2 = runOne("slice", {x, scalarI64(h), scalarI64(INT64_MAX)},
                   {attrInt("dim", -1), attrInt("step", 1)});
-  Tensor neg = run("unary", {x2}, {attrStr("fn", "neg")});
-  return run("concat", {neg, x1}, {attrInt("dim", -1)});
+  Tensor neg = runOne("unary", {x2}, {attrStr("fn", "neg")});
+  return runOne("concat", {neg, x1}, {attrInt("dim", -1)});
 }
 
 /// The attention pieces as traced: repeat_interleave, transpose, matmul,
@@ -87,20 +68,20 @@ Tensor attentionUnfused(const Tensor &q, const Tensor &k, const Tensor &v, doubl
   int64_t group = q.dim(1) / k.dim(1);
   Tensor kr = k, vr = v;
   if (group > 1) {
-    kr = run("repeat_interleave", {k}, {attrInt("repeats", group), attrInt("dim", 1)});
-    vr = run("repeat_interleave", {v}, {attrInt("repeats", group), attrInt("dim", 1)});
+    kr = runOne("repeat_interleave", {k}, {attrInt("repeats", group), attrInt("dim", 1)});
+    vr = runOne("repeat_interleave", {v}, {attrInt("repeats", group), attrInt("dim", 1)});
   }
-  Tensor kt = run("transpose", {kr}, {attrInt("dim0", -2), attrInt("dim1", -1)});
-  Tensor s = run("matmul", {q, kt}, {});
+  Tensor kt = runOne("transpose", {kr}, {attrInt("dim0", -2), attrInt("dim1", -1)});
+  Tensor s = runOne("matmul", {q, kt}, {});
   s = binary("mul", s, f32({}, {(float)scale}));
   if (addMask)
     s = binary("add", s, *addMask);
   if (boolMask) {
-    Tensor masked = run("compare", {*boolMask, i1({}, {false})}, {attrStr("fn", "eq")});
-    s = run("where", {masked, f32({}, {-INFINITY}), s}, {});
+    Tensor masked = runOne("compare", {*boolMask, i1({}, {false})}, {attrStr("fn", "eq")});
+    s = runOne("where", {masked, f32({}, {-INFINITY}), s}, {});
   }
-  Tensor p = run("softmax", {s}, {attrInt("dim", -1), attrBool("log", false)});
-  return run("matmul", {p, vr}, {});
+  Tensor p = runOne("softmax", {s}, {attrInt("dim", -1), attrBool("log", false)});
+  return runOne("matmul", {p, vr}, {});
 }
 
 /// The causal mask of T queries over S keys as "keep" booleans: j <= i + S - T.
@@ -121,8 +102,8 @@ TEST(FusedKernels, SwigluMatchesSiluTimesUp) {
   for (const Case &c : {Case{{3, 7}, {3, 7}}, Case{{2, 1, 5}, {4, 5}}, Case{{1}, {2, 3}},
                         Case{{4, 33}, {33}}}) {
     Tensor g = randomF32(c.gate, 1), u = randomF32(c.up, 2);
-    Tensor fused = run("swiglu", {g, u}, {});
-    Tensor unfused = binary("mul", run("unary", {g}, {attrStr("fn", "silu")}), u);
+    Tensor fused = runOne("swiglu", {g, u}, {});
+    Tensor unfused = binary("mul", runOne("unary", {g}, {attrStr("fn", "silu")}), u);
     expectClose("swiglu " + c.gate.str() + " x " + c.up.str(), fused, unfused, 1e-6);
   }
   std::string e = errorOf("swiglu", {randomF32({3}, 1), randomF32({4}, 2)}, {});
@@ -141,7 +122,7 @@ TEST(FusedKernels, RopeRotateHalfMatchesUnfused) {
                         Case{{3, 4, 8}, {3, 4, 8}}, Case{{5, 6}, {2, 5, 6}},
                         Case{{1, 1, 1, 2}, {1, 2}}}) {
     Tensor x = randomF32(c.x, 3), cos = randomF32(c.table, 4), sin = randomF32(c.table, 5);
-    Tensor fused = run("rope", {x, cos, sin}, {attrStr("style", "rotate_half")});
+    Tensor fused = runOne("rope", {x, cos, sin}, {attrStr("style", "rotate_half")});
     Tensor unfused = binary("add", binary("mul", x, cos), binary("mul", rotateHalfUnfused(x), sin));
     expectClose("rope rotate_half x " + c.x.str() + " tables " + c.table.str(), fused, unfused,
                 1e-6);
@@ -150,7 +131,7 @@ TEST(FusedKernels, RopeRotateHalfMatchesUnfused) {
 
 TEST(FusedKernels, RopeInterleavedRotatesPairs) {
   Tensor x = randomF32({2, 3, 4}, 6), cos = randomF32({3, 4}, 7), sin = randomF32({3, 4}, 8);
-  Tensor fused = run("rope", {x, cos, sin}, {attrStr("style", "interleaved")});
+  Tensor fused = runOne("rope", {x, cos, sin}, {attrStr("style", "interleaved")});
   // rotate(x) pairs (x0, x1) -> (-x1, x0), written out element by element.
   std::vector<float> px = floatsOf(x), pc = floatsOf(cos), ps = floatsOf(sin), want;
   for (int64_t b = 0; b < 2; ++b)
@@ -187,7 +168,7 @@ TEST(FusedKernels, AttentionCausalGroupedQueryMatchesUnfused) {
     Tensor k = randomF32({c.b, c.hkv, c.s, c.d}, 12);
     Tensor v = randomF32({c.b, c.hkv, c.s, c.d}, 13);
     double scale = 1.0 / std::sqrt((double)c.d);
-    Tensor fused = run("attention", {q, k, v}, {attrFloat("scale", scale), attrBool("causal", true)});
+    Tensor fused = runOne("attention", {q, k, v}, {attrFloat("scale", scale), attrBool("causal", true)});
     Tensor keep = causalKeep(c.t, c.s);
     Tensor unfused = attentionUnfused(q, k, v, scale, &keep, nullptr);
     expectClose("attention causal q " + q.shape().str() + " k " + k.shape().str(), fused, unfused,
@@ -203,13 +184,13 @@ TEST(FusedKernels, AttentionMasksAndBroadcastBatch) {
   std::vector<bool> keepValues = {true, false, true, true, false, true, true, true,
                                   true, true, false, true};
   Tensor keep = i1({3, 4}, keepValues);
-  Tensor fused = run("attention", {q, k, v, keep},
+  Tensor fused = runOne("attention", {q, k, v, keep},
                      {attrFloat("scale", 0.25), attrBool("causal", false)});
   expectClose("attention bool mask [3,4], batch 2 over 1", fused,
               attentionUnfused(q, k, v, 0.25, &keep, nullptr), 1e-5);
 
   Tensor bias = randomF32({1, 4, 3, 4}, 24);
-  Tensor fusedAdd = run("attention", {q, k, v, bias},
+  Tensor fusedAdd = runOne("attention", {q, k, v, bias},
                         {attrFloat("scale", 0.5), attrBool("causal", false)});
   expectClose("attention additive mask [1,4,3,4]", fusedAdd,
               attentionUnfused(q, k, v, 0.5, nullptr, &bias), 1e-5);
@@ -224,7 +205,7 @@ TEST(FusedKernels, AttentionMasksAndBroadcastBatch) {
       both.push_back(j <= i && j != 1);
   Tensor keepSome = i1({4, 4}, {true, true, true, true, true, true, true, true, true, false, true,
                                 true, true, false, true, true});
-  Tensor fusedBoth = run("attention", {q2, k2, v2, keepSome},
+  Tensor fusedBoth = runOne("attention", {q2, k2, v2, keepSome},
                          {attrFloat("scale", 1.0), attrBool("causal", true)});
   Tensor bothMask = i1({4, 4}, [&] {
     std::vector<bool> m;
@@ -260,7 +241,7 @@ TEST(FusedKernels, AttentionRejectsBadShapes) {
 TEST(FusedKernels, AttentionWithNoKeyGivesNaNLikeSoftmax) {
   // Causal with more queries than keys: query 0 of 3 over 2 keys sees j <= -1.
   Tensor q = randomF32({1, 1, 3, 2}, 1), k = randomF32({1, 1, 2, 2}, 2);
-  Tensor out = run("attention", {q, k, k}, {attrFloat("scale", 1.0), attrBool("causal", true)});
+  Tensor out = runOne("attention", {q, k, k}, {attrFloat("scale", 1.0), attrBool("causal", true)});
   std::vector<float> o = floatsOf(out);
   ASSERT_EQ(o.size(), 6u);
   EXPECT_TRUE(std::isnan(o[0]) && std::isnan(o[1])) << "row 0: " << o[0] << ", " << o[1];
@@ -275,12 +256,12 @@ TEST(FusedKernels, MatmulTransposeBMatchesTransposeThenMatmul) {
   for (const Case &c : {Case{{3, 5}, {7, 5}}, Case{{2, 1, 4, 3}, {3, 6, 3}}, Case{{5}, {2, 4, 5}},
                         Case{{1, 4, 6, 8}, {1, 4, 9, 8}}}) {
     Tensor a = randomF32(c.a, 31), b = randomF32(c.b, 32);
-    Tensor fused = run("matmul", {a, b}, {attrBool("transpose_b", true)});
-    Tensor bt = run("transpose", {b}, {attrInt("dim0", -2), attrInt("dim1", -1)});
-    Tensor unfused = run("matmul", {a, bt}, {attrBool("transpose_b", false)});
+    Tensor fused = runOne("matmul", {a, b}, {attrBool("transpose_b", true)});
+    Tensor bt = runOne("transpose", {b}, {attrInt("dim0", -2), attrInt("dim1", -1)});
+    Tensor unfused = runOne("matmul", {a, bt}, {attrBool("transpose_b", false)});
     expectClose("matmul transpose_b a " + c.a.str() + " b " + c.b.str(), fused, unfused, 1e-6);
   }
-  Tensor ints = run("matmul", {i64({2, 2}, {1, 2, 3, 4}), i64({2, 2}, {5, 6, 7, 8})},
+  Tensor ints = runOne("matmul", {i64({2, 2}, {1, 2, 3, 4}), i64({2, 2}, {5, 6, 7, 8})},
                     {attrBool("transpose_b", true)});
   EXPECT_EQ(int64sOf(ints), (std::vector<int64_t>{17, 23, 39, 53})) << "matmul transpose_b i64 [2,2]";
   std::string e = errorOf("matmul", {randomF32({2, 3}, 1), randomF32({3}, 2)},

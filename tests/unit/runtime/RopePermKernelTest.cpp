@@ -21,17 +21,6 @@ using kiln::rt::Tensor;
 
 namespace {
 
-/// Deterministic values in [-2, 2).
-Tensor randomF32(Shape shape, uint32_t seed) {
-  std::vector<float> v((size_t)shape.numel());
-  uint32_t s = seed * 2654435761u + 777u;
-  for (float &x : v) {
-    s = s * 1664525u + 1013904223u;
-    x = (float)((s >> 8) * (1.0 / 16777216.0)) * 4.0f - 2.0f;
-  }
-  return f32(shape, v);
-}
-
 /// A deterministic permutation of 0..d-1 (Fisher-Yates).
 std::vector<int64_t> randomPerm(int64_t d, uint32_t seed) {
   std::vector<int64_t> p((size_t)d);
@@ -45,14 +34,6 @@ std::vector<int64_t> randomPerm(int64_t d, uint32_t seed) {
   return p;
 }
 
-Tensor run(const char *op, std::vector<Tensor> in, std::vector<TAttr> attrs) {
-  auto r = runOp(op, in, attrs);
-  EXPECT_TRUE(r.ok()) << op << ": " << (r.ok() ? "" : r.error().message());
-  if (!r.ok() || r->empty())
-    return Tensor();
-  return (*r)[0];
-}
-
 std::string errorOf(std::vector<Tensor> in, std::vector<int64_t> perm) {
   auto r = runOp("rope_perm", in, {attrInts("perm", perm)});
   EXPECT_FALSE(r.ok()) << "rope_perm should fail";
@@ -61,7 +42,7 @@ std::string errorOf(std::vector<Tensor> in, std::vector<int64_t> perm) {
 
 Tensor ropePerm(const Tensor &x, const Tensor &c, const Tensor &s,
                 const std::vector<int64_t> &perm) {
-  return run("rope_perm", {x, c, s}, {attrInts("perm", perm)});
+  return runOne("rope_perm", {x, c, s}, {attrInts("perm", perm)});
 }
 
 /// Index of the element of a (right-aligned, broadcast) operand of shape `in`
@@ -152,10 +133,10 @@ TEST(RopePermKernel, MatchesUnfusedPortableKernels) {
     Tensor x = randomF32(c.x, seed + 1), cs = randomF32(c.cos, seed + 2),
            sn = randomF32(c.sin, seed + 3);
     seed += 4;
-    Tensor selected = run("index_select", {x, i64({d}, perm)}, {attrInt("dim", -1)});
-    Tensor direct = run("binary", {x, cs}, {attrStr("fn", "mul")});
-    Tensor turned = run("binary", {selected, sn}, {attrStr("fn", "mul")});
-    Tensor unfused = run("binary", {direct, turned}, {attrStr("fn", "add")});
+    Tensor selected = runOne("index_select", {x, i64({d}, perm)}, {attrInt("dim", -1)});
+    Tensor direct = runOne("binary", {x, cs}, {attrStr("fn", "mul")});
+    Tensor turned = runOne("binary", {selected, sn}, {attrStr("fn", "mul")});
+    Tensor unfused = runOne("binary", {direct, turned}, {attrStr("fn", "add")});
     expectSame("rope_perm vs index_select/mul/mul/add x " + c.x.str(), ropePerm(x, cs, sn, perm),
                unfused);
   }
@@ -180,7 +161,7 @@ TEST(RopePermKernel, MobileLLMTablesEqualRopeStyles) {
           signedSin[(size_t)(r * d + j)] = -signedSin[(size_t)(r * d + j)];
     }
     const char *style = interleaved ? "interleaved" : "rotate_half";
-    Tensor want = run("rope", {x, cs, sn}, {attrStr("style", style)});
+    Tensor want = runOne("rope", {x, cs, sn}, {attrStr("style", style)});
     expectSame(std::string("rope_perm with the ") + style + " table",
                ropePerm(x, cs, f32({t, d}, signedSin), perm), want);
   }
@@ -190,8 +171,8 @@ TEST(RopePermKernel, MobileLLMTablesEqualRopeStyles) {
 TEST(RopePermKernel, HalfPrecisionRoundsOnce) {
   std::vector<int64_t> perm = randomPerm(6, 42);
   Tensor x = randomF32({2, 3, 6}, 1), cs = randomF32({3, 6}, 2), sn = randomF32({3, 6}, 3);
-  auto toF16 = [](const Tensor &t) { return run("cast", {t}, {attrStr("dtype", "float16")}); };
-  auto toF32 = [](const Tensor &t) { return run("cast", {t}, {attrStr("dtype", "float32")}); };
+  auto toF16 = [](const Tensor &t) { return runOne("cast", {t}, {attrStr("dtype", "float16")}); };
+  auto toF32 = [](const Tensor &t) { return runOne("cast", {t}, {attrStr("dtype", "float32")}); };
   Tensor xh = toF16(x), ch = toF16(cs), sh = toF16(sn);
   Tensor got = ropePerm(xh, ch, sh, perm);
   ASSERT_EQ(got.dtype(), DType::Float16);
@@ -215,7 +196,7 @@ TEST(RopePermKernel, RejectsBadInputs) {
   EXPECT_NE(e.find("broadcast"), std::string::npos) << e;
   e = errorOf({i64({4}, {1, 2, 3, 4}), c, c}, {1, 0, 3, 2});
   EXPECT_NE(e.find("x must be a float tensor"), std::string::npos) << e;
-  e = errorOf({x, c, run("cast", {c}, {attrStr("dtype", "float16")})}, {1, 0, 3, 2});
+  e = errorOf({x, c, runOne("cast", {c}, {attrStr("dtype", "float16")})}, {1, 0, 3, 2});
   EXPECT_NE(e.find("sin"), std::string::npos) << e;
   EXPECT_NE(e.find("must have the dtype of x"), std::string::npos) << e;
   e = errorOf({f32({}, {1.0f}), f32({}, {1.0f}), f32({}, {1.0f})}, {0});

@@ -1,4 +1,7 @@
 #include "TestProgramBuilder.h"
+#include "WriterTestUtil.h"
+
+#include <gtest/gtest.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -125,6 +128,18 @@ rt::Tensor f32(rt::Shape s, std::vector<float> v) { return must(rt::Tensor::from
 rt::Tensor i64(rt::Shape s, std::vector<int64_t> v) { return must(rt::Tensor::fromInt64s(s, v)); }
 rt::Tensor i1(rt::Shape s, std::vector<bool> v) { return must(rt::Tensor::fromBools(s, v)); }
 rt::Tensor i32(rt::Shape s, std::vector<int32_t> v) { return must(rt::Tensor::fromInt32s(s, v)); }
+
+rt::Tensor runOne(const char *op, std::vector<rt::Tensor> inputs, std::vector<TAttr> attrs) {
+  auto r = runOp(op, inputs, attrs);
+  EXPECT_TRUE(r.ok()) << op << ": " << (r.ok() ? "" : r.error().message());
+  if (!r.ok() || r->empty())
+    return rt::Tensor();
+  return (*r)[0];
+}
+
+rt::Tensor randomF32(rt::Shape shape, uint32_t seed) {
+  return f32(shape, randomFloats((size_t)shape.numel(), seed));
+}
 
 std::vector<float> floatsOf(const rt::Tensor &t) {
   if (t.dtype() != rt::DType::Float32)

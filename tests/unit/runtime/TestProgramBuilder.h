@@ -90,6 +90,12 @@ rt::Tensor i64(rt::Shape shape, std::vector<int64_t> v);
 rt::Tensor i1(rt::Shape shape, std::vector<bool> v);
 rt::Tensor i32(rt::Shape shape, std::vector<int32_t> v);
 
+/// Runs one op that must succeed (else a gtest failure names the op and the
+/// error, and the result is undefined) and returns its first result.
+rt::Tensor runOne(const char *op, std::vector<rt::Tensor> inputs, std::vector<TAttr> attrs);
+/// An f32 tensor of deterministic values in [-2, 2) (WriterTestUtil.h randomFloats).
+rt::Tensor randomF32(rt::Shape shape, uint32_t seed);
+
 std::vector<float> floatsOf(const rt::Tensor &t);
 std::vector<int64_t> int64sOf(const rt::Tensor &t);
 std::vector<int> boolsOf(const rt::Tensor &t);
