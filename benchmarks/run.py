@@ -253,7 +253,8 @@ def bench_torch(ckpt, prompt, decode_tokens, repeats, settings):
         with torch.inference_mode():
             for rep in range(repeats + 1):  # the first is a warm-up
                 t0 = time.perf_counter()
-                logits, past = model.forward_cached(ids)
+                # Only the last row's logits, as Kiln's runner (prefill_last).
+                logits, past = model.forward_cached(ids, last_only=True)
                 t1 = time.perf_counter()
                 tok = int(torch.argmax(logits[0, -1]))
                 got = [tok]

@@ -1,18 +1,20 @@
 """`kiln export-hf`: a Hugging Face MobileLLM checkpoint -> one Kiln program.
 
     python3 -m kiln.export_hf CHECKPOINT_DIR -o OUT.kiln [--quantize none|int8|int4]
-        [--group-size N] [--max-seq-len N] [--prefill-chunk C] [--methods prefill,decode]
+        [--group-size N] [--max-seq-len N] [--prefill-chunk C]
+        [--methods prefill,decode,prefill_last]
         [--verify] [--verify-tokens N] [--verify-prompts K] [--report FILE.json]
 
 (`kiln export-hf ...` runs this with Debian's python3.) Steps (docs/llm.md):
 1. load: config.json selects the family; the weights load into our own model
    (kiln.models.mobilellm), 16-bit checkpoints computing in float32;
-2. wrap: `LLMExportModule` has `prefill(tokens[1, C], start_pos[1])` and
-   `decode(tokens[1, 1], start_pos[1])`, the KV cache as buffers `k_cache_{j}` /
+2. wrap: `LLMExportModule` has `prefill(tokens[1, C], start_pos[1])`,
+   `decode(tokens[1, 1], start_pos[1])` and `prefill_last(tokens[1, C], start_pos[1],
+   last[1])` (prefill returning only row `last`'s logits [1, 1, V]), the KV cache as buffers `k_cache_{j}` /
    `v_cache_{j}` [1, Hkv, S, D] (one pair per executed layer) written with
    `index_copy_`, attention through `torch.ops.kiln.cached_attention`, and RoPE rows
    gathered from precomputed [S, D] tables;
-3. trace both methods (torch.jit.trace_module) and save them with input specs;
+3. trace the methods (torch.jit.trace_module) and save them with input specs;
 4. compile with `kiln compile` (metadata keys of docs/llm.md §2, config.json,
    tokenizer asset), into a temporary file renamed to OUT only on success;
 5. --verify: prefill logits of the program (`kiln run`) against eager PyTorch, and
@@ -59,6 +61,10 @@ class ExportError(RuntimeError):
     """An export step failed; the message says which and why."""
 
 
+# prefill_last: the last prompt chunk with one row's logits (docs/llm.md §1).
+DEFAULT_METHODS = ("prefill", "decode", "prefill_last")
+
+
 def log(msg: str) -> None:
     print(f"export-hf: {msg}", file=sys.stderr, flush=True)
 
@@ -92,7 +98,8 @@ class LLMExportModule(nn.Module):
                 getattr(self, f"k_cache_{j}").zero_()
                 getattr(self, f"v_cache_{j}").zero_()
 
-    def _step(self, tokens: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
+    def _step(self, tokens: torch.Tensor, start_pos: torch.Tensor,
+              last: Optional[torch.Tensor] = None) -> torch.Tensor:
         t = tokens.shape[1]
         positions = start_pos + torch.arange(t, dtype=torch.int64)
         cos = self.rope_cos.index_select(0, positions)
@@ -111,6 +118,8 @@ class LLMExportModule(nn.Module):
 
         x = self.model.model.embed_tokens(tokens)
         x = self.model.run_layers(x, cos, sin, self.rope_perm, attend_for_layer)
+        if last is not None:  # one row: the final norm and lm_head for it alone
+            x = x.index_select(1, last)
         return self.model.logits(x)
 
     def prefill(self, tokens: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
@@ -118,6 +127,11 @@ class LLMExportModule(nn.Module):
 
     def decode(self, tokens: torch.Tensor, start_pos: torch.Tensor) -> torch.Tensor:
         return self._step(tokens, start_pos)
+
+    def prefill_last(self, tokens: torch.Tensor, start_pos: torch.Tensor,
+                     last: torch.Tensor) -> torch.Tensor:
+        """prefill of the prompt's last chunk returning only row `last`'s logits [1, 1, V]."""
+        return self._step(tokens, start_pos, last)
 
 
 def prefill_chunks(n: int, chunk: int):
@@ -372,7 +386,7 @@ def inspect_program(out: str) -> Dict:
 
 def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int] = None,
            max_seq_len: Optional[int] = None, prefill_chunk: Optional[int] = None,
-           methods: Sequence[str] = ("prefill", "decode"), do_verify: bool = False,
+           methods: Sequence[str] = DEFAULT_METHODS, do_verify: bool = False,
            verify_tokens: int = 32, verify_prompts: int = 3,
            report_path: Optional[str] = None,
            extra_compile_args: Sequence[str] = ()) -> Dict:
@@ -381,9 +395,10 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
     report: Dict = {"checkpoint": os.path.abspath(ckpt), "output": os.path.abspath(out),
                     "quantize": quantize, "timings_s": timings}
     methods = list(methods)
-    bad = [m for m in methods if m not in ("prefill", "decode")]
-    if bad or not methods or "prefill" not in methods:
-        raise ExportError(f"--methods must list prefill and optionally decode, got {methods}")
+    bad = [m for m in methods if m not in DEFAULT_METHODS]
+    if bad or not methods or "prefill" not in methods or len(set(methods)) != len(methods):
+        raise ExportError(f"--methods must list prefill and optionally decode and "
+                          f"prefill_last, each once, got {methods}")
     if quantize not in ("none", "int8", "int4"):
         raise ExportError(f"--quantize must be none, int8 or int4, got {quantize!r}")
     exe = kiln_bin()
@@ -429,6 +444,10 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
         if "decode" in methods:
             examples["decode"] = (torch.zeros(1, 1, dtype=torch.int64),
                                   torch.zeros(1, dtype=torch.int64))
+        if "prefill_last" in methods:
+            examples["prefill_last"] = (torch.zeros(1, C, dtype=torch.int64),
+                                        torch.zeros(1, dtype=torch.int64),
+                                        torch.full((1,), C - 1, dtype=torch.int64))
         pt = os.path.join(tmp, "model.pt")
         with torch.no_grad():
             traced = kiln.torchscript.save(mod, pt, None, methods=examples, check_trace=False)
@@ -528,8 +547,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="KV cache length S (default min(max_position_embeddings, 2048))")
     ap.add_argument("--prefill-chunk", type=int, default=None,
                     help="tokens per prefill call C (default min(64, S))")
-    ap.add_argument("--methods", default="prefill,decode",
-                    help="methods to export: prefill,decode (default) or prefill")
+    ap.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                    help="methods to export: prefill (required), decode, prefill_last "
+                         "(default: all three; docs/llm.md)")
     ap.add_argument("--verify", action="store_true",
                     help="check the program against eager PyTorch (exit 1 on mismatch)")
     ap.add_argument("--verify-tokens", type=int, default=32,

@@ -18,6 +18,7 @@ namespace {
 
 const char *const kPrefill = "prefill";
 const char *const kDecode = "decode";
+const char *const kPrefillLast = "prefill_last";
 
 /// A metadata value of the program file, or null.
 const std::string *metadataValue(const Program &program, const std::string &key) {
@@ -59,7 +60,10 @@ double secondsSince(std::chrono::steady_clock::time_point t) {
 
 /// Checks that `method` takes (tokens i64 [1, T], start_pos i64 [1]) and returns
 /// logits f32 [1, T, V], where the program declares static shapes.
-Error checkMethod(const Program &program, const char *method, int64_t tokens, int64_t vocab) {
+/// An LLM method: (tokens i64[1, tokens], start_pos i64[1]) -> logits
+/// f32[1, outRows, vocab]; withLast: a third input last i64[1] (prefill_last).
+Error checkMethod(const Program &program, const char *method, int64_t tokens, int64_t vocab,
+                  int64_t outRows, bool withLast) {
   const MethodInfo *info = program.methodInfo(method);
   if (!info)
     return invalidProgram(std::string("not an LLM program: no '") + method +
@@ -81,9 +85,11 @@ Error checkMethod(const Program &program, const char *method, int64_t tokens, in
     return s + "]";
   };
   std::string where = std::string("method ") + method;
-  if (info->inputs.size() != 2)
+  const size_t nIn = withLast ? 3 : 2;
+  if (info->inputs.size() != nIn)
     return invalidProgram(where + " takes " + std::to_string(info->inputs.size()) +
-                          " inputs; an LLM method takes (tokens, start_pos)");
+                          " inputs; it should take " +
+                          (withLast ? "(tokens, start_pos, last)" : "(tokens, start_pos)"));
   const ValueInfo &tok = info->inputs[0];
   const ValueInfo &pos = info->inputs[1];
   if ((tok.dtype != DType::Unknown && tok.dtype != DType::Int64) ||
@@ -92,14 +98,19 @@ Error checkMethod(const Program &program, const char *method, int64_t tokens, in
                           str({1, tokens}));
   if ((pos.dtype != DType::Unknown && pos.dtype != DType::Int64) || !dimsMatch(pos, {1}))
     return invalidProgram(where + ": input start_pos is " + pos.str() + ", expected i64[1]");
+  if (withLast) {
+    const ValueInfo &last = info->inputs[2];
+    if ((last.dtype != DType::Unknown && last.dtype != DType::Int64) || !dimsMatch(last, {1}))
+      return invalidProgram(where + ": input last is " + last.str() + ", expected i64[1]");
+  }
   if (info->outputs.size() != 1)
     return invalidProgram(where + " returns " + std::to_string(info->outputs.size()) +
                           " outputs; an LLM method returns the logits only");
   const ValueInfo &out = info->outputs[0];
   if ((out.dtype != DType::Unknown && out.dtype != DType::Float32) ||
-      !dimsMatch(out, {1, tokens, vocab}))
+      !dimsMatch(out, {1, outRows, vocab}))
     return invalidProgram(where + ": output logits is " + out.str() + ", expected f32" +
-                          str({1, tokens, vocab}));
+                          str({1, outRows, vocab}));
   return Error::success();
 }
 
@@ -119,10 +130,12 @@ struct LlmRunner::Impl {
   // (tokens [1, 1], start_pos [1]).
   std::vector<Tensor> prefillInputs;
   std::vector<Tensor> decodeInputs;
+  std::vector<Tensor> prefillLastInputs; // prefillInputs' tensors + last [1]
   // Method indices and the outputs of the last run: views into the program's
   // arena, valid until the next run (Program::runViews): no copy per token.
   int prefillIndex = -1;
   int decodeIndex = -1;
+  int prefillLastIndex = -1; // -1: the program has no prefill_last
   std::vector<Tensor> outputs;
 
   Error checkPrompt(const std::vector<int32_t> &prompt) const;
@@ -133,6 +146,10 @@ struct LlmRunner::Impl {
   Result<const Tensor *> prefillChunk(const std::vector<int32_t> &prompt, int start,
                                       bool wantLogits = true);
   Result<const Tensor *> decodeStep(int32_t token, int position);
+  /// Runs prefill_last on the chunk starting at `start` and returns the
+  /// logits [1, 1, V] of prompt position start + row (a view, as above).
+  Result<const Tensor *> prefillLastChunk(const std::vector<int32_t> &prompt, int start,
+                                          int row);
   Result<const float *> logitsRow(const Tensor &logits, int row, int rows) const;
 };
 
@@ -163,6 +180,19 @@ Result<const Tensor *> LlmRunner::Impl::prefillChunk(const std::vector<int32_t> 
   }
   prefillInputs[1].mutableDataAs<int64_t>()[0] = start;
   KILN_TRY(program->runViews(prefillIndex, prefillInputs, &outputs, wantLogits ? 0 : 1));
+  return static_cast<const Tensor *>(&outputs[0]);
+}
+
+Result<const Tensor *> LlmRunner::Impl::prefillLastChunk(const std::vector<int32_t> &prompt,
+                                                          int start, int row) {
+  int64_t *tokens = prefillLastInputs[0].mutableDataAs<int64_t>();
+  for (int i = 0; i < chunk; ++i) {
+    size_t at = (size_t)(start + i);
+    tokens[i] = at < prompt.size() ? prompt[at] : 0;
+  }
+  prefillLastInputs[1].mutableDataAs<int64_t>()[0] = start;
+  prefillLastInputs[2].mutableDataAs<int64_t>()[0] = row;
+  KILN_TRY(program->runViews(prefillLastIndex, prefillLastInputs, &outputs));
   return static_cast<const Tensor *>(&outputs[0]);
 }
 
@@ -218,8 +248,11 @@ Result<std::unique_ptr<LlmRunner>> LlmRunner::fromProgram(std::unique_ptr<Progra
   impl->maxSeqLen = (int)*s;
   impl->chunk = (int)*c;
   impl->vocab = (int)*v;
-  KILN_TRY(checkMethod(p, kPrefill, impl->chunk, impl->vocab));
-  KILN_TRY(checkMethod(p, kDecode, 1, impl->vocab));
+  KILN_TRY(checkMethod(p, kPrefill, impl->chunk, impl->vocab, impl->chunk, false));
+  KILN_TRY(checkMethod(p, kDecode, 1, impl->vocab, 1, false));
+  // Optional (docs/llm.md §1): the last prompt chunk with only its last row's logits.
+  if (p.methodInfo(kPrefillLast))
+    KILN_TRY(checkMethod(p, kPrefillLast, impl->chunk, impl->vocab, 1, true));
 
   const std::string *bos = metadataValue(p, "kiln.llm.bos_token_id");
   if (!bos)
@@ -284,6 +317,19 @@ Result<std::unique_ptr<LlmRunner>> LlmRunner::fromProgram(std::unique_ptr<Progra
   }
   impl->prefillIndex = program->methodIndex(kPrefill);
   impl->decodeIndex = program->methodIndex(kDecode);
+  impl->prefillLastIndex = program->methodIndex(kPrefillLast);
+  if (impl->prefillLastIndex >= 0) {
+    for (int i = 0; i < 2; ++i) {
+      Result<Tensor> t = Tensor::zeros(DType::Int64, impl->prefillInputs[(size_t)i].shape());
+      if (!t.ok())
+        return t.error();
+      impl->prefillLastInputs.push_back(t.take());
+    }
+    Result<Tensor> last = Tensor::zeros(DType::Int64, Shape{1});
+    if (!last.ok())
+      return last.error();
+    impl->prefillLastInputs.push_back(last.take());
+  }
   impl->outputs.reserve(1);
   impl->program = std::move(program);
   return std::unique_ptr<LlmRunner>(new LlmRunner(std::move(impl)));
@@ -365,16 +411,27 @@ Result<std::vector<int32_t>> LlmRunner::generate(const std::vector<int32_t> &pro
   std::string piece;
 
   // 1-2. Reset the cache and prefill. Only the last prompt position's logits
-  // are sampled: the chunks cover positions [0, n-1) without their logits
-  // (runViews skips the final norm and the [C, V] lm_head, which nobody reads),
-  // then decode runs the last prompt token and returns its [1, 1, V] logits.
+  // are sampled. With prefill_last (docs/llm.md §3): the chunks cover
+  // positions [0, n), the earlier ones without their logits (runViews skips
+  // the final norm and the [C, V] lm_head, which nobody reads) and the last
+  // one through prefill_last, which returns position n-1's [1, 1, V] logits.
+  // Programs without it: the chunks cover [0, n-1) without logits, then
+  // decode runs the last prompt token.
   KILN_TRY(m.program->resetState());
   const int n = (int)prompt.size();
-  const int m1 = n - 1; // positions prefilled in chunks
+  const bool viaPrefillLast = m.prefillLastIndex >= 0 && config.maxNewTokens > 0;
+  const int m1 = viaPrefillLast ? n : n - 1; // positions prefilled in chunks
   auto prefillStart = std::chrono::steady_clock::now();
+  Result<const Tensor *> last = static_cast<const Tensor *>(nullptr);
   for (int start = 0; m1 > 0;) {
-    KILN_TRY(m.prefillChunk(prompt, start, /*wantLogits=*/false).error());
-    if (start + m.chunk >= m1)
+    const bool final = start + m.chunk >= m1;
+    if (final && viaPrefillLast)
+      last = m.prefillLastChunk(prompt, start, n - 1 - start);
+    else
+      last = m.prefillChunk(prompt, start, /*wantLogits=*/false);
+    if (!last.ok())
+      return last.error();
+    if (final)
       break;
     start = start + 2 * m.chunk <= m1 ? start + m.chunk : std::max(0, m1 - m.chunk);
   }
@@ -382,9 +439,11 @@ Result<std::vector<int32_t>> LlmRunner::generate(const std::vector<int32_t> &pro
     st.prefillSeconds = secondsSince(prefillStart);
     return generated;
   }
-  Result<const Tensor *> last = m.decodeStep(prompt[(size_t)m1], m1);
-  if (!last.ok())
-    return last.error().withContext("decode of the last prompt token");
+  if (!viaPrefillLast) {
+    last = m.decodeStep(prompt[(size_t)m1], m1);
+    if (!last.ok())
+      return last.error().withContext("decode of the last prompt token");
+  }
   st.prefillSeconds = secondsSince(prefillStart);
   // The prefill arena (mostly room for the [1, C, V] logits) is scratch now:
   // decode needs only the start of it.

@@ -58,6 +58,7 @@ def make_checkpoint(path, seed, with_tokenizer):
 class Llm:
     def __init__(self, root, name, seed, with_tokenizer):
         ckpt = make_checkpoint(os.path.join(root, name), seed, with_tokenizer)
+        self.ckpt = ckpt
         self.out = os.path.join(root, f"{name}.kiln")
         proc = harness.run_tool([harness.binary("kiln"), "export-hf", ckpt, "-o", self.out,
                                  "--max-seq-len", S, "--prefill-chunk", C], timeout=300)
@@ -130,6 +131,44 @@ def test_prompt_logits_match_eager(llm):
     assert got.shape == (21, V)
     err = np.abs(got - want).max() / np.abs(want).max()
     assert err <= 1e-4, f"prompt logits [21, {V}]: relative max error {err:.3g} > 1e-4"
+
+
+def test_prefill_last_is_one_row_of_prefill(llm):
+    """prefill_last(tokens, start, last) = row `last` of prefill(tokens, start), same cache."""
+    import kiln
+    prog = kiln.load(llm.out)
+    assert "prefill_last" in prog.methods, prog.methods
+    tokens = np.array([prompt_of(C, seed=12)], dtype=np.int64)
+    for start, last in ((0, C - 1), (0, 3), (S - C, C // 2)):
+        prog.reset_state()
+        want = prog.run("prefill", [tokens, np.array([start], np.int64)])[0]
+        prog.reset_state()
+        got = prog.run("prefill_last", [tokens, np.array([start], np.int64),
+                                        np.array([last], np.int64)])[0]
+        assert got.shape == (1, 1, V), got.shape
+        err = np.abs(got[0, 0] - want[0, last]).max() / np.abs(want[0, last]).max()
+        assert err <= 1e-5, (f"prefill_last start {start} last {last}: relative max error "
+                              f"{err:.3g} against prefill's row (bound 1e-5)")
+
+
+def test_program_without_prefill_last_decodes_last_prompt_token(tmp_path_factory, llm):
+    """--methods prefill,decode (and programs from before prefill_last): the runner prefills
+    n-1 positions and decodes the last prompt token; greedy ids still match eager."""
+    out = str(tmp_path_factory.mktemp("no_prefill_last") / "two.kiln")
+    proc = harness.run_tool([harness.binary("kiln"), "export-hf", llm.ckpt, "-o", out,
+                             "--max-seq-len", S, "--prefill-chunk", C,
+                             "--methods", "prefill,decode"], timeout=300)
+    assert proc.returncode == 0, harness.describe(proc)
+    import kiln
+    assert sorted(kiln.load(out).methods) == ["decode", "prefill"]
+    for n in (5, C, C + 3):
+        prompt = prompt_of(n, seed=20 + n)
+        args = ["--prompt-tokens", ",".join(map(str, prompt)), "-n", 12, "--ignore-eos",
+                "--print-token-ids"]
+        got = ids_of(generate(out, args))
+        check_greedy(llm.model, prompt, got, f"program without prefill_last, prompt of {n}")
+        assert got == ids_of(generate(llm.out, args)), \
+            f"prompt of {n}: with and without prefill_last the greedy ids differ"
 
 
 def test_stops_when_cache_is_full(llm):

@@ -229,6 +229,28 @@ def test_kv_cache_matches_full_forward(family):
     assert len(past) == m.config.num_executed_layers
     err = (torch.cat([a, b, cc], 1) - full).abs().max().item()
     assert err < 1e-5, f"{family}: cached vs full forward max error {err:.3g}"
+    with torch.no_grad():
+        last, _ = m.forward_cached(ids, last_only=True)
+    assert last.shape == (1, 1, full.shape[2])
+    err = (last[0, 0] - full[0, -1]).abs().max().item()
+    assert err < 1e-5, f"{family}: forward_cached(last_only=True) vs last row, error {err:.3g}"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_export_module_prefill_last_is_a_row_of_prefill(family):
+    m = init_random(tiny_config(family), 1).eval()
+    mod = LLMExportModule(m, 48).eval()
+    ids = torch.randint(1, 256, (1, 16), generator=torch.Generator().manual_seed(3))
+    start = torch.tensor([8])
+    with torch.no_grad():
+        mod.reset_cache()
+        full = mod.prefill(ids, start)
+        for last in (0, 9, 15):
+            mod.reset_cache()
+            got = mod.prefill_last(ids, start, torch.tensor([last]))
+            err = (got[0, 0] - full[0, last]).abs().max().item()
+            assert got.shape == (1, 1, full.shape[2]) and err < 1e-5, \
+                f"{family}: prefill_last row {last} vs prefill, error {err:.3g}"
 
 
 def test_prefill_chunk_schedule():

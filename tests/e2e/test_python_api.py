@@ -187,7 +187,7 @@ def test_export_hf_and_generate(tmp_path):
     assert report["family"] == "mobilellm-r1" and os.path.isfile(out)
     assert callable(kiln.export_hf), "importing kiln.export_hf replaced the function"
     prog = kiln.load(out)
-    assert sorted(prog.methods) == ["decode", "prefill"] and prog.is_llm
+    assert sorted(prog.methods) == ["decode", "prefill", "prefill_last"] and prog.is_llm
     assert prog.metadata["kiln.llm.family"] == "mobilellm-r1"
     assert len(prog.state_names) == 2 * 2  # k and v per layer
     r = prog.generate(prompt_tokens=[1, 7, 9, 11, 13, 17], max_new_tokens=10, ignore_eos=True)

@@ -431,9 +431,10 @@ class MobileLLMForCausalLM(nn.Module):
         return x
 
     # -- eager paths
-    def forward_cached(self, input_ids: torch.Tensor, past=None):
+    def forward_cached(self, input_ids: torch.Tensor, past=None, last_only: bool = False):
         """input_ids [B, T]; past: list of (k, v) per executed layer or None.
-        Returns (logits [B, T, V] float32, new past)."""
+        Returns (logits [B, T, V] float32, new past); last_only: logits [B, 1, V] of the
+        last position only (the final norm and lm_head skip the other rows)."""
         c = self.config
         past_len = 0 if past is None else past[0][0].shape[2]
         t = input_ids.shape[1]
@@ -457,6 +458,8 @@ class MobileLLMForCausalLM(nn.Module):
 
         x = self.model.embed_tokens(input_ids).float()
         x = self.run_layers(x, cos, sin, perm, attend_for_layer)
+        if last_only:
+            x = x[:, -1:]
         return self.logits(x).float(), new_past
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
