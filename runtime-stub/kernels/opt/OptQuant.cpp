@@ -296,11 +296,6 @@ HWY_INLINE void RowsSimd(const Plan &p, int64_t o, int64_t r0, float *out) {
     w[n] = static_cast<const uint8_t *>(a.w) + (o + n) * p.rowBytes;
     sBase[n] = (o + n) * p.groupsPerRow;
   }
-  if (p.prefetch > 0) { // weights of later rows (streamed from DRAM)
-    const char *ahead = reinterpret_cast<const char *>(w[0]) + p.prefetch;
-    for (int64_t b = 0; b < NO * p.rowBytes; b += 64)
-      _mm_prefetch(ahead + b, _MM_HINT_T0);
-  }
   const int8_t *xr[R];
   const float *xsr[R];
   const int32_t *cr[R];
@@ -338,6 +333,12 @@ HWY_INLINE void RowsSimd(const Plan &p, int64_t o, int64_t r0, float *out) {
     } else if (M == kExpand2 || M == kExpand4) {
       g += M == kExpand2 ? 2 : 4;
     }
+    // Weights streamed from DRAM: one prefetch per cache line, p.prefetch
+    // bytes ahead of each row's read position (the rows of one call and of
+    // the next are adjacent, so this covers the stream without bursts).
+    if (p.prefetch > 0 && (k * W) % 64 == 0)
+      for (int n = 0; n < NO; ++n)
+        _mm_prefetch(reinterpret_cast<const char *>(w[n] + k * W) + p.prefetch, _MM_HINT_T0);
     I lo[NO], hi[NO];
     for (int n = 0; n < NO; ++n) {
       const I wv = O::Load(w[n] + k * W);
