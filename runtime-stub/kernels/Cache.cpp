@@ -40,18 +40,18 @@ Error runCacheWrite(const KernelCall &call) {
   if (values->dtype() != state->dtype())
     return call.fail("values " + values->describe() + " must have the dtype of the state " +
                      state->describe());
-  std::vector<int64_t> pos;
   if (positions->rank() != 1)
     return call.fail("positions must be 1-d, got " + positions->describe());
   // Not readIntList: that helper reads shape lists (at most kMaxRank entries),
-  // and a prefill chunk writes as many positions as it has tokens.
+  // and a prefill chunk writes as many positions as it has tokens. Read in
+  // place: nothing is allocated per call (decode runs this twice per layer).
   if (positions->dtype() != DType::Int64 && positions->dtype() != DType::Int32)
     return call.fail("positions must be an i64 tensor, got " + positions->describe());
-  pos.resize((size_t)positions->numel());
-  for (size_t i = 0; i < pos.size(); ++i)
-    pos[i] = positions->dtype() == DType::Int64 ? positions->dataAs<int64_t>()[i]
-                                                : positions->dataAs<int32_t>()[i];
-  int64_t n = (int64_t)pos.size();
+  const bool pos64 = positions->dtype() == DType::Int64;
+  auto posAt = [&](int64_t i) {
+    return pos64 ? positions->dataAs<int64_t>()[i] : (int64_t)positions->dataAs<int32_t>()[i];
+  };
+  int64_t n = positions->numel();
   bool shapeOk = values->rank() == rank && values->dim(dim) == n;
   for (int i = 0; shapeOk && i < rank; ++i)
     if (i != dim && values->dim(i) != state->dim(i))
@@ -62,8 +62,8 @@ Error runCacheWrite(const KernelCall &call) {
                      " (the number of positions) at dim " + std::to_string(dim));
   int64_t capacity = state->dim(dim);
   for (int64_t i = 0; i < n; ++i)
-    if (pos[(size_t)i] < 0 || pos[(size_t)i] >= capacity)
-      return call.fail("position " + std::to_string(pos[(size_t)i]) + " is out of range for " +
+    if (posAt(i) < 0 || posAt(i) >= capacity)
+      return call.fail("position " + std::to_string(posAt(i)) + " is out of range for " +
                            "the cache capacity " + std::to_string(capacity) + " (dim " +
                            std::to_string(dim) + " of " + state->describe() + ")",
                        ErrorCode::OutOfRange);
@@ -73,7 +73,7 @@ Error runCacheWrite(const KernelCall &call) {
   const uint8_t *src = values->dataAs<uint8_t>();
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < n; ++i)
-      std::memcpy(dst + (size_t)(o * capacity + pos[(size_t)i]) * rowBytes,
+      std::memcpy(dst + (size_t)(o * capacity + posAt(i)) * rowBytes,
                   src + (size_t)(o * n + i) * rowBytes, rowBytes);
   return Error::success();
 }
