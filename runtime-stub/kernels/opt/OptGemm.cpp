@@ -8,14 +8,18 @@
 //     lanes; rows past the end are zeros). For int4 the k order is [even columns
 //     | odd columns] so that a weight byte's low nibbles land in the first half
 //     and its high nibbles in the second (the sum over k does not care about the
-//     order). Packing is split over the pool by k ranges.
-//  2. Output channels are taken in groups of kNO; the groups are split over the
-//     pool. A task dequantizes its group's kNO weight rows into per-thread f32
-//     scratch (f32 weights are read in place), then for every row block runs the
-//     microkernel: for each k, load kRV vectors of x (kRV * lanes rows), broadcast
-//     each of the kNO weights w[o][k] and FMA into kNO x kRV accumulators, which
-//     stay in registers for the whole k loop (one sequential f32 sum per output,
-//     no horizontal reductions). The tile is written to y with the bias.
+//     order). On AVX-512, 16 x 16 blocks are transposed in registers.
+//  2. Output channels are taken in groups of kNO. A task dequantizes its group's
+//     kNO weight rows into per-thread f32 scratch (f32 weights are read in
+//     place) and prefetches the next group's rows, then for every row block runs
+//     the microkernel: for each k, load kRV vectors of x (kRV * lanes rows),
+//     broadcast each of the kNO weights w[o][k] and FMA into kNO x kRV
+//     accumulators, which stay in registers for the whole k loop (one sequential
+//     f32 sum per output, no horizontal reductions). Tiles go to a per-thread
+//     stage and from there (transposed in registers on AVX-512) to y with the bias.
+//  With a pool, each chunk is one pool job: every thread claims k pieces of the
+//  packing from an atomic counter, waits until all are packed, then claims
+//  strips of channel groups until none is left.
 #include "runtime-stub/kernels/opt/OptGemm.h"
 
 // SVE/RVV vectors are sizeless and cannot live in the accumulator arrays below;
@@ -34,12 +38,16 @@
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
 #ifndef KILN_OPT_GEMM_SHARED
 #define KILN_OPT_GEMM_SHARED
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 namespace kiln {
 namespace rt {
 namespace opt {
@@ -47,10 +55,10 @@ namespace gemm_detail {
 
 // Per-thread scratch, grown on first use and kept (no allocation per call once
 // warm): slot 0 = packed x (calling thread), slot 1 = dequantized weight rows,
-// slot 2 = output stage.
+// slot 2 = output stage, slot 3 = one weight row's f32 group scales.
 // The returned pointer is 64-byte aligned.
 inline float *scratch(int slot, size_t floats) {
-  thread_local std::vector<float> buf[3];
+  thread_local std::vector<float> buf[4];
   std::vector<float> &b = buf[slot];
   if (b.size() < floats + 16)
     b.resize(floats + 16);
@@ -58,17 +66,23 @@ inline float *scratch(int slot, size_t floats) {
   return b.data() + ((64 - p % 64) % 64) / sizeof(float);
 }
 
-inline float scaleAt(const LinearArgs &a, int64_t index) {
-  if (a.scalesF16)
-    return halfToFloat(static_cast<const uint16_t *>(a.scales)[index]);
-  return static_cast<const float *>(a.scales)[index];
-}
-
 // Floats of x per chunk (~512 KiB: packed x stays in L2 while every channel
 // group of the chunk streams over it).
 constexpr int64_t kChunkFloats = 128 * 1024;
 // Weights above this size are taken to come from DRAM (Groups).
 constexpr int64_t kBigWeightBytes = 16 << 20;
+// Parallel calls: floats of packed x per claimed packing piece, and strips of
+// channel groups per thread (at least; strips have at most kStrip groups).
+constexpr int64_t kPackPieceFloats = 4096;
+constexpr int64_t kStripsPerThread = 4;
+
+inline void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
 
 } // namespace gemm_detail
 } // namespace opt
@@ -76,6 +90,12 @@ constexpr int64_t kBigWeightBytes = 16 << 20;
 } // namespace kiln
 #endif // KILN_OPT_GEMM_SHARED
 
+// GCC 12 flags the `__Y = __Y` idiom inside the AVX-512 unpack / shuffle
+// intrinsics (Transpose16) as maybe-uninitialized once they are inlined.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 HWY_BEFORE_NAMESPACE();
 namespace kiln {
 namespace rt {
@@ -94,6 +114,41 @@ constexpr int kRV = 2;
 #endif
 constexpr int kNO = 6;
 constexpr int64_t kStrip = 8; // channel groups staged before they are written to y
+
+// (Re-defined for every target pass of foreach_target.)
+#undef KILN_GEMM_AVX512_TRANSPOSE
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+#define KILN_GEMM_AVX512_TRANSPOSE 1
+// In-register transpose of a 16 x 16 block: on return v[c] holds element c of
+// every input vector (v[c][r] = old v[r][c]). 32 unpacks + 32 128-bit shuffles.
+inline void Transpose16(__m512 v[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+  }
+  // u[4i + j], 128-bit block L: column 4L + j of rows 4i .. 4i + 3.
+  __m512 u[16];
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), e = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, e));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, e));
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512 p = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+    const __m512 q = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+    const __m512 s = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    const __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+    v[j] = _mm512_shuffle_f32x4(p, s, 0x88);
+    v[8 + j] = _mm512_shuffle_f32x4(p, s, 0xDD);
+    v[4 + j] = _mm512_shuffle_f32x4(q, w, 0x88);
+    v[12 + j] = _mm512_shuffle_f32x4(q, w, 0xDD);
+  }
+}
+#endif
 
 using MicroFn = void (*)(const float *, const float *, int64_t, int64_t, float *, int64_t,
                          const char *, int64_t);
@@ -162,18 +217,38 @@ MicroFn Pick(int64_t rv, int64_t no) {
 #endif
 }
 
+// The group scales of weight row o as f32: the f32 scales in place, f16 ones
+// converted (whole vectors at a time) into buf (in / group floats).
+const float *RowScales(const LinearArgs &a, int64_t o, float *HWY_RESTRICT buf) {
+  const int64_t n = a.in / a.group;
+  if (!a.scalesF16)
+    return static_cast<const float *>(a.scales) + o * n;
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const uint16_t *HWY_RESTRICT src = static_cast<const uint16_t *>(a.scales) + o * n;
+  int64_t i = 0;
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t *>(src + i))),
+               d, buf + i);
+  for (; i < n; ++i)
+    buf[i] = halfToFloat(src[i]);
+  return buf;
+}
+
 // dst[c] = q[c] * scale(c / group) for one int8 weight row.
-void DequantInt8Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst) {
+void DequantInt8Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst,
+                    float *HWY_RESTRICT scaleBuf) {
   const hn::ScalableTag<float> d;
   const hn::Rebind<int32_t, decltype(d)> di;
   const hn::Rebind<int8_t, decltype(d)> d8;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t in = a.in, group = a.group;
   const int8_t *HWY_RESTRICT q = static_cast<const int8_t *>(a.w) + o * in;
-  const int64_t scale0 = o * (in / group);
+  const float *HWY_RESTRICT sc = RowScales(a, o, scaleBuf);
   for (int64_t c0 = 0, g = 0; c0 < in; c0 += group, ++g) {
     const int64_t c1 = c0 + group;
-    const float s = gd::scaleAt(a, scale0 + g);
+    const float s = sc[g];
     const auto vs = hn::Set(d, s);
     int64_t c = c0;
     for (; c + N <= c1; c += N)
@@ -186,27 +261,27 @@ void DequantInt8Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst) {
 
 // One int4 weight row in split order: dst[b] = low nibble of byte b, dst[half + b]
 // = its high nibble (elements 2b and 2b + 1), each times its group's scale.
-void DequantInt4Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst) {
+// A nibble n is the signed value (n ^ 8) - 8, and ((n ^ 8) - 8) * s is computed
+// as the fused (n ^ 8) * s - 8 s (the same single rounding: 8 s is exact).
+void DequantInt4Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst,
+                    float *HWY_RESTRICT scaleBuf) {
   const hn::ScalableTag<float> d;
   const hn::Rebind<int32_t, decltype(d)> di;
   const hn::Rebind<uint8_t, decltype(d)> d8;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t in = a.in, half = in / 2, groupBytes = a.group / 2;
   const uint8_t *HWY_RESTRICT q = static_cast<const uint8_t *>(a.w) + o * half;
-  const int64_t scale0 = o * (in / a.group);
-  const auto mask = hn::Set(di, 0x0F), eight = hn::Set(di, 8);
+  const float *HWY_RESTRICT sc = RowScales(a, o, scaleBuf);
+  const auto mask = hn::Set(di, 0x0F), flip = hn::Set(di, 0x88);
   for (int64_t b0 = 0, g = 0; b0 < half; b0 += groupBytes, ++g) {
     const int64_t b1 = b0 + groupBytes;
-    const float s = gd::scaleAt(a, scale0 + g);
-    const auto vs = hn::Set(d, s);
+    const float s = sc[g];
+    const auto vs = hn::Set(d, s), v8s = hn::Set(d, 8.0f * s);
     int64_t b = b0;
     for (; b + N <= b1; b += N) {
-      const auto u = hn::PromoteTo(di, hn::LoadU(d8, q + b));
-      // (v ^ 8) - 8 sign-extends a 4-bit value held in the low bits.
-      const auto lo = hn::Sub(hn::Xor(hn::And(u, mask), eight), eight);
-      const auto hi = hn::Sub(hn::Xor(hn::ShiftRight<4>(u), eight), eight);
-      hn::StoreU(hn::Mul(hn::ConvertTo(d, lo), vs), d, dst + b);
-      hn::StoreU(hn::Mul(hn::ConvertTo(d, hi), vs), d, dst + half + b);
+      const auto u = hn::Xor(hn::PromoteTo(di, hn::LoadU(d8, q + b)), flip);
+      hn::StoreU(hn::MulSub(hn::ConvertTo(d, hn::And(u, mask)), vs, v8s), d, dst + b);
+      hn::StoreU(hn::MulSub(hn::ConvertTo(d, hn::ShiftRight<4>(u)), vs, v8s), d, dst + half + b);
     }
     for (; b < b1; ++b) {
       dst[b] = static_cast<float>(((q[b] & 0x0F) ^ 8) - 8) * s;
@@ -225,11 +300,52 @@ void PackX(const LinearArgs &a, int64_t r0, int64_t nr, float *HWY_RESTRICT xp, 
   for (int64_t b = 0; b * R < nr; ++b) {
     float *HWY_RESTRICT blk = xp + b * K * R;
     const int64_t rows = std::min(R, nr - b * R);
+    int64_t rr0 = 0; // rows below rr0 are packed for all k in [k0, k1)
+#ifdef KILN_GEMM_AVX512_TRANSPOSE
+    // Whole 16-row vectors: 16 x 16 blocks of x transposed in registers (the
+    // scalar loop below stores one float at a time, 64 floats apart). int4's
+    // split order packs two segments, packed k in [0, half) from the even
+    // columns 2k and [half, K) from the odd ones 2(k - half) + 1: 32 columns are
+    // loaded and the even or odd 16 picked with one permute.
+    const __m512i pickEven = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6,
+                                              4, 2, 0);
+    const __m512i pickOdd = _mm512_add_epi32(pickEven, _mm512_set1_epi32(1));
+    for (; rr0 + 16 <= rows; rr0 += 16) {
+      const float *HWY_RESTRICT src = a.x + (r0 + b * R + rr0) * K;
+      for (int seg = 0; seg < (split ? 2 : 1); ++seg) {
+        // Packed k in [s0, s1) of this segment; column of packed k: k - off
+        // (f32 / int8) or 2 (k - off) + parity (int4).
+        const int64_t s0 = std::max(k0, seg == 0 ? int64_t{0} : half);
+        const int64_t s1 = std::min(k1, split && seg == 0 ? half : K);
+        const int64_t off = seg == 0 ? 0 : half;
+        int64_t k = s0;
+        for (; k + 16 <= s1; k += 16) {
+          __m512 v[16];
+          if (!split) {
+            for (int i = 0; i < 16; ++i)
+              v[i] = _mm512_loadu_ps(src + i * K + k);
+          } else {
+            const __m512i pick = seg == 0 ? pickEven : pickOdd;
+            for (int i = 0; i < 16; ++i) {
+              const float *p = src + i * K + 2 * (k - off);
+              v[i] = _mm512_permutex2var_ps(_mm512_loadu_ps(p), pick, _mm512_loadu_ps(p + 16));
+            }
+          }
+          Transpose16(v);
+          for (int i = 0; i < 16; ++i)
+            _mm512_store_ps(blk + (k + i) * R + rr0, v[i]);
+        }
+        for (; k < s1; ++k)
+          for (int64_t i = 0; i < 16; ++i)
+            blk[k * R + rr0 + i] = split ? src[i * K + 2 * (k - off) + seg] : src[i * K + k];
+      }
+    }
+#endif
     // k in slices of 32 so the slice of the block being written (32 x R floats)
     // stays in L1 while every row visits it.
     for (int64_t ks = k0; ks < k1; ks += 32) {
       const int64_t ke = std::min(k1, ks + 32);
-      for (int64_t rr = 0; rr < rows; ++rr) {
+      for (int64_t rr = rr0; rr < rows; ++rr) {
         const float *HWY_RESTRICT src = a.x + (r0 + b * R + rr) * K;
         if (!split) {
           for (int64_t k = ks; k < ke; ++k)
@@ -254,8 +370,7 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
   const int64_t R = kRV * N, K = a.in;
   // Weights larger than the L3 (the LM head: 74 MB in f32) come from DRAM: f32
   // ones are copied group by group into scratch (one sequential stream instead
-  // of six scalar broadcast streams in the microkernel), and the microkernel
-  // prefetches the next group's rows.
+  // of six scalar broadcast streams in the microkernel).
   const int64_t rowBytes =
       a.kind == WeightKind::F32 ? K * 4 : a.kind == WeightKind::Int8 ? K : K / 2;
   const bool bigWeight = a.out * rowBytes > gd::kBigWeightBytes;
@@ -263,6 +378,7 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
   float *deq = a.kind == WeightKind::F32 && !copyF32
                    ? nullptr
                    : gd::scratch(1, static_cast<size_t>(kNO * K));
+  float *scaleBuf = a.kind == WeightKind::F32 ? nullptr : gd::scratch(3, static_cast<size_t>(K));
   // Tiles of a strip of kStrip groups are stored (whole vectors) into a small
   // per-thread stage [strip channel][row]; y then receives strip-wide row pieces
   // with the bias. Writing 6-float pieces straight into rows of a wide y (the LM
@@ -282,18 +398,21 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
       } else {
         for (int64_t j = 0; j < no; ++j) {
           if (a.kind == WeightKind::Int8)
-            DequantInt8Row(a, o + j, deq + j * K);
+            DequantInt8Row(a, o + j, deq + j * K, scaleBuf);
           else
-            DequantInt4Row(a, o + j, deq + j * K);
+            DequantInt4Row(a, o + j, deq + j * K, scaleBuf);
         }
       }
       for (int64_t b = 0; b * R < nr; ++b) {
         const int64_t rows = std::min(R, nr - b * R), rv = (rows + N - 1) / N;
-        // Weights from DRAM (larger than the L3): prefetch the next group's rows
-        // during the first row block (a burst of prefetches up front stalled).
+        // Prefetch the next group's weight rows during the first row block (a
+        // burst of prefetches up front stalled). Every weight, not only the LM
+        // head: a model's weights (125M: 53-425 MB) exceed the L3, so a prefill
+        // chunk reads each linear's weights from DRAM (+4-8 % for 64 x 576 x 576
+        // with weights cycled through 96 MB, neutral for L3-resident ones).
         const char *pf = nullptr;
         int64_t pfLines = 0;
-        if (bigWeight && b == 0 && g + 1 < g1) {
+        if (b == 0 && g + 1 < g1) {
           pf = static_cast<const char *>(a.w) + (o + kNO) * rowBytes;
           pfLines = (std::min<int64_t>(kNO, a.out - o - kNO) * rowBytes + 63) / 64;
         }
@@ -302,6 +421,28 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
       }
     }
     const int64_t o0 = gs * kNO, width = std::min(a.out, ge * kNO) - o0;
+#ifdef KILN_GEMM_AVX512_TRANSPOSE
+    // 16 channels x 16 rows of the stage at a time, transposed in registers;
+    // the stage holds whole row vectors (rows past nr are computed from zero
+    // rows of x and not stored) and at least 16 * ceil(width / 16) channels.
+    for (int64_t c0 = 0; c0 < width; c0 += 16) {
+      const __mmask16 m = static_cast<__mmask16>(
+          width - c0 >= 16 ? 0xFFFF : (1u << (width - c0)) - 1u);
+      const __m512 bias =
+          a.bias ? _mm512_maskz_loadu_ps(m, a.bias + o0 + c0) : _mm512_setzero_ps();
+      for (int64_t rb = 0; rb < nr; rb += 16) {
+        __m512 v[16];
+        for (int i = 0; i < 16; ++i)
+          v[i] = _mm512_load_ps(stage + (c0 + i) * nrPad + rb);
+        Transpose16(v);
+        const int64_t rows = std::min<int64_t>(16, nr - rb);
+        for (int64_t i = 0; i < rows; ++i)
+          _mm512_mask_storeu_ps(a.y + (r0 + rb + i) * a.ldy + o0 + c0, m,
+                                _mm512_add_ps(v[i], bias));
+      }
+    }
+    continue;
+#endif
     for (int64_t r = 0; r < nr; ++r) {
       float *HWY_RESTRICT y = a.y + (r0 + r) * a.ldy + o0;
       const float *HWY_RESTRICT st = stage + r;
@@ -326,18 +467,39 @@ void GemmImpl(const LinearArgs &a, ThreadPool *pool) {
   const int64_t groups = (a.out + kNO - 1) / kNO;
   const int64_t firstRows = std::min(chunk, a.rows);
   float *xp = gd::scratch(0, static_cast<size_t>(((firstRows + R - 1) / R) * R * K));
-  const bool par = pool && pool->numThreads() > 1;
-  for (int64_t r0 = 0; r0 < a.rows; r0 += chunk) {
-    const int64_t nr = std::min(chunk, a.rows - r0);
-    if (par) {
-      pool->parallelFor(K, std::max<int64_t>(16, 4096 / std::max<int64_t>(1, nr)),
-                        [&](int64_t k0, int64_t k1) { PackX(a, r0, nr, xp, k0, k1); });
-      pool->parallelFor(groups, 1,
-                        [&](int64_t g0, int64_t g1) { Groups(a, r0, nr, xp, g0, g1); });
-    } else {
+  const int threads = pool ? pool->numThreads() : 1;
+  if (threads <= 1) {
+    for (int64_t r0 = 0; r0 < a.rows; r0 += chunk) {
+      const int64_t nr = std::min(chunk, a.rows - r0);
       PackX(a, r0, nr, xp, 0, K);
       Groups(a, r0, nr, xp, 0, groups);
     }
+    return;
+  }
+  // One pool job per chunk. Every participant first claims k pieces of the
+  // packing until none is left and waits until all are packed (a piece is only
+  // ever claimed by a running thread, so the wait ends), then claims strips of
+  // channel groups until none is left. Claiming (instead of one fixed range per
+  // thread) keeps both cores busy to the end when one of them is slowed down by
+  // another process, and one hand-off per chunk replaces two.
+  const int64_t pieceK = std::max<int64_t>(16, gd::kPackPieceFloats / std::max<int64_t>(1, firstRows));
+  const int64_t pieces = (K + pieceK - 1) / pieceK;
+  const int64_t strip = std::max<int64_t>(
+      1, std::min<int64_t>(kStrip, groups / (gd::kStripsPerThread * threads)));
+  const int64_t strips = (groups + strip - 1) / strip;
+  for (int64_t r0 = 0; r0 < a.rows; r0 += chunk) {
+    const int64_t nr = std::min(chunk, a.rows - r0);
+    std::atomic<int64_t> packNext{0}, packDone{0}, stripNext{0};
+    pool->parallelFor(threads, 1, [&](int64_t, int64_t) {
+      for (int64_t p; (p = packNext.fetch_add(1, std::memory_order_relaxed)) < pieces;) {
+        PackX(a, r0, nr, xp, p * pieceK, std::min(K, (p + 1) * pieceK));
+        packDone.fetch_add(1, std::memory_order_release);
+      }
+      while (packDone.load(std::memory_order_acquire) < pieces)
+        gd::relax();
+      for (int64_t s; (s = stripNext.fetch_add(1, std::memory_order_relaxed)) < strips;)
+        Groups(a, r0, nr, xp, s * strip, std::min(groups, (s + 1) * strip));
+    });
   }
 }
 
@@ -352,6 +514,9 @@ void GemmTileImpl(int64_t *rows, int64_t *channels) {
 } // namespace rt
 } // namespace kiln
 HWY_AFTER_NAMESPACE();
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 #if HWY_ONCE
 namespace kiln {

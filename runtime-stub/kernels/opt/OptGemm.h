@@ -33,8 +33,9 @@ inline bool gemmPreferred(const LinearArgs &a) {
          a.rows >= (a.kind == WeightKind::F32 ? kGemmMinRowsF32 : kGemmMinRowsQuant);
 }
 
-/// Computes all of y like opt::linear, split by groups of output channels over
-/// `pool` when it is non-null (else on the calling thread).
+/// Computes all of y like opt::linear, over `pool` when it is non-null (else on
+/// the calling thread): one pool job per row chunk, in which the threads claim
+/// pieces of the packing of x, then strips of output channel groups.
 void gemm(const LinearArgs &args, ThreadPool *pool);
 
 /// Register tile of the selected target: rows x output channels per microkernel call.
