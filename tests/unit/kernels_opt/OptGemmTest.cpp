@@ -44,20 +44,6 @@ namespace {
 
 constexpr double kRelTol = 1e-5;
 
-uint16_t floatToHalf(float f) { // round-to-nearest for the normal values used as scales
-  uint32_t b;
-  std::memcpy(&b, &f, 4);
-  uint32_t sign = (b >> 16) & 0x8000u;
-  int32_t exp = static_cast<int32_t>((b >> 23) & 0xFF) - 127 + 15;
-  uint32_t mant = b & 0x7FFFFFu;
-  if (exp <= 0)
-    return static_cast<uint16_t>(sign);
-  uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (mant >> 13);
-  if (mant & 0x1000u)
-    ++h;
-  return static_cast<uint16_t>(h);
-}
-
 std::string kindName(opt::WeightKind k) {
   return k == opt::WeightKind::F32 ? "f32" : k == opt::WeightKind::Int8 ? "int8" : "int4";
 }
@@ -197,7 +183,7 @@ Case makeCase(std::mt19937 &rng, opt::WeightKind kind, int64_t rows, int64_t in,
   } else {
     for (int64_t i = 0; i < out * (in / group); ++i) {
       float s = std::exp2(static_cast<float>(byte(rng) % 8) - 9.0f) * (1.0f + byte(rng) / 512.0f);
-      c.scalesH.push_back(floatToHalf(s));
+      c.scalesH.push_back(rt::floatToHalf(s));
       c.scalesF.push_back(scalesF16 ? rt::halfToFloat(c.scalesH.back()) : s);
     }
     // Every byte value: int8 covers -128..127, int4 nibbles -8..7.
@@ -392,7 +378,7 @@ TEST_F(OptGemm, DISABLED_BenchmarkPrefillShapes) {
     std::vector<uint8_t> q(static_cast<size_t>(std::max(copies8 * wf, copies4 * wf / 2)));
     for (auto &b : q)
       b = static_cast<uint8_t>(byte(rng));
-    std::vector<uint16_t> scales(static_cast<size_t>(copies4 * wf / 32), floatToHalf(0.01f));
+    std::vector<uint16_t> scales(static_cast<size_t>(copies4 * wf / 32), rt::floatToHalf(0.01f));
     std::vector<float> y(static_cast<size_t>(s.rows * s.out));
     for (opt::WeightKind kind :
          {opt::WeightKind::F32, opt::WeightKind::Int8, opt::WeightKind::Int4}) {
@@ -472,7 +458,7 @@ TEST_F(OptGemm, DISABLED_BenchmarkCrossover) {
   std::vector<uint8_t> q(static_cast<size_t>(out * in));
   for (auto &b : q)
     b = static_cast<uint8_t>(byte(rng));
-  std::vector<uint16_t> scales(static_cast<size_t>(out * in / 32), floatToHalf(0.01f));
+  std::vector<uint16_t> scales(static_cast<size_t>(out * in / 32), rt::floatToHalf(0.01f));
   std::vector<float> y(static_cast<size_t>(64 * out)), xs(x.size());
   for (int64_t rows : {1, 2, 4, 8, 12, 16, 24, 32, 48}) {
     for (opt::WeightKind kind :
