@@ -277,10 +277,7 @@ int runDequantizeCases(std::mt19937 &rng, const std::string &what) {
   return cases;
 }
 
-class OptElementwise : public ::testing::Test {
-protected:
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class OptElementwise : public ForcedTargetTest {};
 
 TEST_F(OptElementwise, EveryTargetMatchesPortable) {
   std::ostringstream names;

@@ -19,6 +19,7 @@
 #include "runtime-stub/kernels/opt/OptLinear.h"
 #include "runtime-stub/kernels/opt/OptQuant.h"
 
+#include "OptTestUtil.h"
 #include "hwy/targets.h"
 
 #include <gtest/gtest.h>
@@ -35,6 +36,8 @@
 #include <vector>
 
 using namespace kiln;
+using kiln::test::compiledTargets;
+using kiln::test::ForcedTargetTest;
 using kiln::rt::DType;
 using kiln::rt::Shape;
 using kiln::rt::Tensor;
@@ -254,20 +257,14 @@ const std::vector<Case> &cases() {
   return all;
 }
 
-/// Targets Highway compiled into the runtime that this CPU can run.
-std::vector<int64_t> targets() { return hwy::SupportedAndGeneratedTargets(); }
-
-class OptGemm : public ::testing::Test {
-protected:
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class OptGemm : public ForcedTargetTest {};
 
 TEST_F(OptGemm, EveryTargetAndPoolMatchesPortable) {
   std::unique_ptr<rt::ThreadPool> pools[3] = {std::make_unique<rt::ThreadPool>(1),
                                               std::make_unique<rt::ThreadPool>(2),
                                               std::make_unique<rt::ThreadPool>(3)};
   std::ostringstream names;
-  for (int64_t t : targets()) {
+  for (int64_t t : compiledTargets()) {
     hwy::SetSupportedTargetsForTest(t);
     int64_t tileRows = 0, tileChannels = 0;
     opt::gemmTile(&tileRows, &tileChannels);
@@ -354,11 +351,6 @@ TEST_F(OptGemm, DISABLED_BenchmarkPrefillShapes) {
   rt::ThreadPool pool2(2);
   std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
   std::uniform_int_distribution<int> byte(0, 255);
-  auto threadSeconds = [] {
-    timespec t;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-  };
   auto wallSeconds = [] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
         .count();
@@ -415,13 +407,13 @@ TEST_F(OptGemm, DISABLED_BenchmarkPrefillShapes) {
         fn();
         double best = 1e9;
         for (int rep = 0; rep < 7; ++rep) {
-          const double t0 = wall ? wallSeconds() : threadSeconds();
+          const double t0 = wall ? wallSeconds() : kiln::test::threadCpuSeconds();
           for (int i = 0; i < n; ++i) {
             useCopy(c);
             c = (c + 1) % nCopies;
             fn();
           }
-          best = std::min(best, ((wall ? wallSeconds() : threadSeconds()) - t0) / n);
+          best = std::min(best, ((wall ? wallSeconds() : kiln::test::threadCpuSeconds()) - t0) / n);
         }
         return flops / best / 1e9;
       };

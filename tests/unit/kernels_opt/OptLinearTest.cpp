@@ -25,6 +25,7 @@
 #ifndef HWY_WANT_AVX3_DL
 #define HWY_WANT_AVX3_DL
 #endif
+#include "OptTestUtil.h"
 #include "hwy/targets.h"
 
 #include <gtest/gtest.h>
@@ -43,6 +44,8 @@
 #include <vector>
 
 using namespace kiln;
+using kiln::test::compiledTargets;
+using kiln::test::ForcedTargetTest;
 using kiln::rt::DType;
 using kiln::rt::Shape;
 using kiln::rt::Tensor;
@@ -270,16 +273,10 @@ int runRandomCases(std::mt19937 &rng, rt::ThreadPool *pool, const std::string &w
   return cases;
 }
 
-/// Targets Highway compiled into the runtime that this CPU can run.
-std::vector<int64_t> targets() { return hwy::SupportedAndGeneratedTargets(); }
-
-class OptLinear : public ::testing::Test {
-protected:
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class OptLinear : public ForcedTargetTest {};
 
 TEST_F(OptLinear, DefaultDispatchPicksBestTarget) {
-  std::vector<int64_t> ts = targets();
+  std::vector<int64_t> ts = compiledTargets();
   ASSERT_FALSE(ts.empty());
   // SupportedAndGeneratedTargets lists bits low to high; lower bits are better.
   EXPECT_STREQ(opt::selectedTargetName(), hwy::TargetName(ts.front()));
@@ -290,7 +287,7 @@ TEST_F(OptLinear, DefaultDispatchPicksBestTarget) {
 }
 
 TEST_F(OptLinear, EveryTargetMatchesPortable) {
-  std::vector<int64_t> ts = targets();
+  std::vector<int64_t> ts = compiledTargets();
   std::ostringstream names;
   for (int64_t t : ts) {
     hwy::SetSupportedTargetsForTest(t);
@@ -307,7 +304,7 @@ TEST_F(OptLinear, EveryTargetMatchesPortable) {
 TEST_F(OptLinear, BaselineTargetFallback) {
   // The weakest target compiled in (the static/baseline one, e.g. SSE2 or
   // EMU128): what a CPU without any of the better extensions gets.
-  std::vector<int64_t> ts = targets();
+  std::vector<int64_t> ts = compiledTargets();
   ASSERT_FALSE(ts.empty());
   hwy::SetSupportedTargetsForTest(ts.back());
   EXPECT_STREQ(opt::selectedTargetName(), hwy::TargetName(ts.back()));
@@ -404,7 +401,7 @@ TEST_F(OptLinear, DISABLED_BenchmarkGemv576x1536) {
     double tPort = time([&] { portable(w, x, 1, nullptr); });
     std::printf("GEMV %-4s %lldx%lld: portable %7.1f us %6.2f GB/s\n", kindName(kind).c_str(),
                 (long long)out, (long long)in, tPort * 1e6, bytes / tPort / 1e9);
-    for (int64_t t : targets()) {
+    for (int64_t t : compiledTargets()) {
       hwy::SetSupportedTargetsForTest(t);
       double tOpt = time([&] { opt::linear(a, nullptr); });
       std::printf("  opt %-6s %7.1f us %6.2f GB/s\n", hwy::TargetName(t), tOpt * 1e6,
@@ -532,7 +529,7 @@ int runQuantCases(std::mt19937 &rng, rt::ThreadPool *pool, int iters, const std:
 
 TEST_F(OptLinear, QuantGemvEveryTargetMatchesReference) {
   std::ostringstream names;
-  for (int64_t t : targets()) {
+  for (int64_t t : compiledTargets()) {
     hwy::SetSupportedTargetsForTest(t);
     ASSERT_STREQ(opt::quantTargetName(), hwy::TargetName(t))
         << "quantized GEMV dispatch was not forced to " << hwy::TargetName(t);
@@ -642,8 +639,7 @@ TEST_F(OptLinear, DISABLED_BenchmarkQuantGemvColdCache) {
         auto run = [&](bool quant) {
           const int reps = std::max(copies * 2, 60);
           auto t0 = std::chrono::steady_clock::now();
-          timespec c0{}, c1{};
-          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+          const double c0 = kiln::test::threadCpuSeconds();
           for (int i = 0; i < reps; ++i) {
             opt::LinearArgs a = argsFor(w0, x, 1, nullptr, &y);
             a.w = ws[i % copies].data();
@@ -657,10 +653,9 @@ TEST_F(OptLinear, DISABLED_BenchmarkQuantGemvColdCache) {
             }
           }
           std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
-          clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
           // 1 thread: CPU time of this thread (robust to other processes
           // taking the core); 2 threads: wall time.
-          const double cpu = (c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) * 1e-9;
+          const double cpu = kiln::test::threadCpuSeconds() - c0;
           return (threads == 1 ? cpu : dt.count()) / reps;
         };
         run(false);

@@ -67,6 +67,13 @@ inline std::vector<float> normalFloats(std::mt19937 &rng, int64_t n, float sigma
 /// Targets Highway compiled into the runtime that this CPU can run (best first).
 inline std::vector<int64_t> compiledTargets() { return hwy::SupportedAndGeneratedTargets(); }
 
+/// Fixture of tests that force Highway's dispatch to one target after another
+/// (hwy::SetSupportedTargetsForTest): the default dispatch comes back afterwards.
+class ForcedTargetTest : public ::testing::Test {
+protected:
+  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
+};
+
 inline double threadCpuSeconds() {
   timespec ts;
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
