@@ -1,5 +1,7 @@
 #include "runtime-stub/kernels/KernelUtil.h"
 
+#include <cstring>
+
 namespace kiln {
 namespace rt {
 
@@ -172,9 +174,58 @@ void gatherTyped(const Tensor &src, int64_t base, const int64_t *strides, Tensor
     po[o] = ps[off[0]];
   });
 }
+
+/// The fast case of gatherStrided: once size-1 dims are dropped and dims that
+/// stay adjacent in src are merged, the innermost dim is contiguous (stride 1)
+/// and at least 8 elements long: copy it run by run (transposes of heads,
+/// [1, T, H, D] -> [1, H, T, D]; slices of the last dims; layout-preserving
+/// transposes in decode, one memcpy). False when the generic loop is needed.
+bool gatherRuns(const Tensor &src, int64_t base, const int64_t *strides, Tensor &out) {
+  int64_t dims[kMaxRank], st[kMaxRank];
+  int n = 0;
+  for (int i = 0; i < out.rank(); ++i) {
+    if (out.dim(i) == 1)
+      continue;
+    if (n > 0 && st[n - 1] == strides[i] * out.dim(i)) { // merges with the previous dim
+      dims[n - 1] *= out.dim(i);
+      st[n - 1] = strides[i];
+      continue;
+    }
+    dims[n] = out.dim(i);
+    st[n++] = strides[i];
+  }
+  if (out.numel() == 0)
+    return true;
+  if (n == 0) { // a single element
+    dims[0] = 1;
+    st[0] = 1;
+    n = 1;
+  }
+  if (st[n - 1] != 1 || (dims[n - 1] < 8 && n > 1))
+    return false;
+  const size_t es = dtypeSize(out.dtype());
+  const size_t runBytes = (size_t)dims[n - 1] * es;
+  const uint8_t *ps = src.dataAs<uint8_t>() + (size_t)base * es;
+  uint8_t *po = out.mutableDataAs<uint8_t>();
+  int64_t idx[kMaxRank] = {};
+  int64_t off = 0;
+  for (int64_t run = 0, runs = out.numel() / dims[n - 1]; run < runs; ++run) {
+    std::memcpy(po + (size_t)run * runBytes, ps + (size_t)off * es, runBytes);
+    for (int d = n - 2; d >= 0; --d) { // next outer index
+      off += st[d];
+      if (++idx[d] < dims[d])
+        break;
+      off -= st[d] * dims[d];
+      idx[d] = 0;
+    }
+  }
+  return true;
+}
 } // namespace
 
 void gatherStrided(const Tensor &src, int64_t base, const int64_t *strides, Tensor &out) {
+  if (gatherRuns(src, base, strides, out))
+    return;
   switch (dtypeSize(out.dtype())) {
   case 1: gatherTyped<uint8_t>(src, base, strides, out); break;
   case 2: gatherTyped<uint16_t>(src, base, strides, out); break;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include <chrono>
 #include <cmath>
 
@@ -369,4 +371,88 @@ TEST(Kernels, Creation) {
                DType::Int64, {2}, {4, 5});
   std::string big = errorOf("full", {i64({3}, {1 << 30, 1 << 30, 1 << 30})}, {attrFloat("value", 0)});
   EXPECT_FALSE(big.empty());
+}
+
+// Strided gathers (permute, transpose, slice, select, expand) against a naive
+// element-by-element reference on shapes that take the run-copy path (a
+// contiguous innermost run of >= 8 after dropping size-1 dims and merging
+// adjacent ones: decode's [1,1,H,D] <-> [1,H,1,D], prefill's [1,T,H,D] ->
+// [1,H,T,D]) and shapes that do not (short runs, broadcast, step 2).
+TEST(Kernels, StridedGathersMatchNaiveReference) {
+  auto iota = [](rt::Shape s, int dtype) {
+    std::vector<float> v((size_t)s.numel());
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = (float)i * 0.5f - 3.0f + (float)dtype;
+    return f32(s, v);
+  };
+  // out[idx] = x[idx permuted back] for permute.
+  auto naivePermute = [](const Tensor &x, const std::vector<int64_t> &perm) {
+    const int r = x.rank();
+    std::vector<int64_t> outDims(r), inStrides(r);
+    int64_t st = 1;
+    for (int i = r - 1; i >= 0; --i) {
+      inStrides[i] = st;
+      st *= x.dim(i);
+    }
+    for (int i = 0; i < r; ++i)
+      outDims[i] = x.dim((int)perm[i]);
+    std::vector<float> out((size_t)x.numel());
+    std::vector<int64_t> idx(r, 0);
+    const float *px = x.dataAs<float>();
+    for (int64_t o = 0; o < x.numel(); ++o) {
+      int64_t off = 0;
+      for (int i = 0; i < r; ++i)
+        off += idx[i] * inStrides[perm[i]];
+      out[(size_t)o] = px[off];
+      for (int i = r - 1; i >= 0; --i) {
+        if (++idx[i] < outDims[i])
+          break;
+        idx[i] = 0;
+      }
+    }
+    return out;
+  };
+  struct Case {
+    rt::Shape shape;
+    std::vector<int64_t> perm;
+  } cases[] = {
+      {{1, 1, 9, 64}, {0, 2, 1, 3}},  // decode q: one run
+      {{1, 9, 1, 64}, {0, 2, 1, 3}},  // and back
+      {{1, 64, 9, 64}, {0, 2, 1, 3}}, // prefill heads: runs of 64
+      {{1, 7, 3, 8}, {0, 2, 1, 3}},   // runs of exactly 8
+      {{2, 5, 3, 7}, {0, 2, 1, 3}},   // runs of 7: the element loop
+      {{3, 1, 4, 16}, {2, 1, 0, 3}},  // size-1 dim among moved ones
+      {{4, 6, 10}, {2, 1, 0}},        // innermost moved: element loop
+      {{1, 1, 1, 1}, {3, 2, 1, 0}},   // one element
+      {{2, 0, 16}, {1, 0, 2}},        // empty
+  };
+  for (const Case &c : cases) {
+    Tensor x = iota(c.shape, 1);
+    Tensor y = one("permute", {x}, {attrInts("perm", c.perm)});
+    std::vector<float> want = naivePermute(x, c.perm);
+    std::string perm;
+    for (int64_t v : c.perm)
+      perm += std::to_string(v) + " ";
+    ASSERT_EQ(floatsOf(y), want) << "permute [" << perm << "] of " << x.describe();
+  }
+  // Slices of the last dim (runs shorter than the row) and with step 2.
+  Tensor x = iota({3, 4, 40}, 2);
+  for (auto [start, end, step] : {std::array<int64_t, 3>{8, 30, 1}, {0, 40, 2}, {5, 9, 1}}) {
+    Tensor y = one("slice", {x, i64({}, {start}), i64({}, {end})},
+                   {attrInt("dim", 2), attrInt("step", step)});
+    std::vector<float> want;
+    for (int64_t a = 0; a < 3; ++a)
+      for (int64_t b = 0; b < 4; ++b)
+        for (int64_t k = start; k < end; k += step)
+          want.push_back(floatsOf(x)[(size_t)((a * 4 + b) * 40 + k)]);
+    ASSERT_EQ(floatsOf(y), want) << "slice [" << start << ":" << end << ":" << step << "] of dim 2";
+  }
+  // Expand (stride 0 broadcast) of a row of 16.
+  Tensor row = iota({1, 16}, 3);
+  Tensor e = one("expand", {row, i64({2}, {5, 16})}, {});
+  std::vector<float> want;
+  for (int i = 0; i < 5; ++i)
+    for (float v : floatsOf(row))
+      want.push_back(v);
+  ASSERT_EQ(floatsOf(e), want) << "expand [1,16] -> [5,16]";
 }
