@@ -110,6 +110,8 @@ const Case kCases[] = {
     {{5, 6}, {2, 5, 6}, {2, 5, 6}, {2, 5, 6}},
     {{2, 4, 8}, {4, 1}, {1, 4, 8}, {2, 4, 8}},
     {{2, 1030}, {1030}, {1030}, {2, 1030}}, // D above the kernel's gather buffer
+    // Many rows with the tables broadcast differently (each row its own offsets).
+    {{2, 3, 70, 10}, {70, 10}, {1, 3, 70, 10}, {2, 3, 70, 10}},
 };
 
 TEST(RopePermKernel, MatchesNaiveReference) {
