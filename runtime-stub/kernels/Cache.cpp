@@ -139,7 +139,10 @@ Error runCachedAttention(const KernelCall &call) {
   int64_t headWork = std::max<int64_t>(1, t * (start + (t + 1) / 2) * d * 4);
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / headWork);
   auto heads = [&](int64_t begin, int64_t end) {
-    std::vector<float> scores((size_t)s);
+    // Per thread, kept between calls: nothing is allocated per decode step.
+    static thread_local std::vector<float> scores;
+    if (scores.size() < (size_t)s)
+      scores.resize((size_t)s);
     for (int64_t bh = begin; bh < end; ++bh) {
       int64_t b = bh / hq, h = bh % hq;
       // Query head h reads kv head h / group: no repeated heads are built.

@@ -127,7 +127,7 @@ Error parseFull(const AttrSet &a, OpAttrs *o) {
 Error runFull(const KernelCall &call) {
   const Tensor *st;
   KILN_TRY(requireInput(call, 0, "shape", &st));
-  std::vector<int64_t> dims;
+  static thread_local std::vector<int64_t> dims; // keeps its capacity: no allocation per call
   KILN_TRY(readIntList(call, *st, "shape", &dims));
   Result<Shape> s = Shape::make(dims);
   if (!s.ok())

@@ -250,7 +250,9 @@ Error runAttention(const KernelCall &call) {
   int64_t group = hq / hkv;
   float scale = (float)call.attrs->scale;
   bool causal = call.attrs->causal;
-  std::vector<float> acc((size_t)dv);
+  static thread_local std::vector<float> acc; // kept between calls: no allocation per call
+  if (acc.size() < (size_t)dv)
+    acc.resize((size_t)dv);
   for (int64_t b = 0; b < batch; ++b) {
     const float *qB = pq + (qb == 1 ? 0 : b) * hq * t * dk;
     const float *kB = pk + (kb == 1 ? 0 : b) * hkv * s * dk;
@@ -264,7 +266,7 @@ Error runAttention(const KernelCall &call) {
         int64_t end = causal ? std::min<int64_t>(s, std::max<int64_t>(0, i + (s - t) + 1)) : s;
         int64_t maskRow = b * maskStrides[0] + h * maskStrides[1] + i * maskStrides[2];
         float runningMax = -INFINITY, sum = 0.0f;
-        std::fill(acc.begin(), acc.end(), 0.0f);
+        std::fill(acc.begin(), acc.begin() + dv, 0.0f);
         for (int64_t j = 0; j < end; ++j) {
           int64_t m = maskRow + j * maskStrides[3];
           if (maskKeep && !maskKeep[m])

@@ -39,7 +39,7 @@ Error runReshape(const KernelCall &call) {
   const Tensor *x, *shapeT;
   KILN_TRY(requireInput(call, 0, "x", &x));
   KILN_TRY(requireInput(call, 1, "shape", &shapeT));
-  std::vector<int64_t> dims;
+  static thread_local std::vector<int64_t> dims; // keeps its capacity: no allocation per call
   KILN_TRY(readIntList(call, *shapeT, "shape", &dims));
   int inferAt = -1;
   int64_t known = 1;
@@ -76,7 +76,7 @@ Error runExpand(const KernelCall &call) {
   const Tensor *x, *shapeT;
   KILN_TRY(requireInput(call, 0, "x", &x));
   KILN_TRY(requireInput(call, 1, "shape", &shapeT));
-  std::vector<int64_t> dims;
+  static thread_local std::vector<int64_t> dims; // keeps its capacity: no allocation per call
   KILN_TRY(readIntList(call, *shapeT, "shape", &dims));
   int r = x->rank();
   int nr = (int)dims.size();

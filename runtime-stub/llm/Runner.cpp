@@ -139,6 +139,9 @@ struct LlmRunner::Impl {
   std::vector<Tensor> outputs;
 
   Error checkPrompt(const std::vector<int32_t> &prompt) const;
+  /// Writes the chunk of `prompt` starting at `start` (padded with token 0)
+  /// and start_pos into a prefill method's inputs.
+  void setChunk(std::vector<Tensor> &inputs, const std::vector<int32_t> &prompt, int start) const;
   /// Runs prefill on the chunk starting at `start` (padding with 0 past the
   /// prompt) and returns the logits [1, C, V]: a view valid until the next run.
   /// Without wantLogits the logits are not computed (Program::runViews
@@ -171,26 +174,26 @@ Error LlmRunner::Impl::checkPrompt(const std::vector<int32_t> &prompt) const {
   return Error::success();
 }
 
-Result<const Tensor *> LlmRunner::Impl::prefillChunk(const std::vector<int32_t> &prompt,
-                                                      int start, bool wantLogits) {
-  int64_t *tokens = prefillInputs[0].mutableDataAs<int64_t>();
+void LlmRunner::Impl::setChunk(std::vector<Tensor> &inputs, const std::vector<int32_t> &prompt,
+                               int start) const {
+  int64_t *tokens = inputs[0].mutableDataAs<int64_t>();
   for (int i = 0; i < chunk; ++i) {
     size_t at = (size_t)(start + i);
     tokens[i] = at < prompt.size() ? prompt[at] : 0;
   }
-  prefillInputs[1].mutableDataAs<int64_t>()[0] = start;
+  inputs[1].mutableDataAs<int64_t>()[0] = start;
+}
+
+Result<const Tensor *> LlmRunner::Impl::prefillChunk(const std::vector<int32_t> &prompt,
+                                                      int start, bool wantLogits) {
+  setChunk(prefillInputs, prompt, start);
   KILN_TRY(program->runViews(prefillIndex, prefillInputs, &outputs, wantLogits ? 0 : 1));
   return static_cast<const Tensor *>(&outputs[0]);
 }
 
 Result<const Tensor *> LlmRunner::Impl::prefillLastChunk(const std::vector<int32_t> &prompt,
                                                           int start, int row) {
-  int64_t *tokens = prefillLastInputs[0].mutableDataAs<int64_t>();
-  for (int i = 0; i < chunk; ++i) {
-    size_t at = (size_t)(start + i);
-    tokens[i] = at < prompt.size() ? prompt[at] : 0;
-  }
-  prefillLastInputs[1].mutableDataAs<int64_t>()[0] = start;
+  setChunk(prefillLastInputs, prompt, start);
   prefillLastInputs[2].mutableDataAs<int64_t>()[0] = row;
   KILN_TRY(program->runViews(prefillLastIndex, prefillLastInputs, &outputs));
   return static_cast<const Tensor *>(&outputs[0]);
