@@ -472,7 +472,7 @@ void RangeT(const Plan &p, int64_t o0, int64_t o1) {
   const LinearArgs &a = *p.a;
   float v[4 * kChannels];
   int64_t o = o0;
-  if (a.rows == 1) { // decode: several output channels per pass
+  if (a.rows == 1) { // decode: kChannels output channels per pass (see kChannels)
     for (; o + kChannels <= o1; o += kChannels) {
       Rows<1, kChannels, kInt4, M>(p, o, 0, v);
       for (int n = 0; n < kChannels; ++n)
