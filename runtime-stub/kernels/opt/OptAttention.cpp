@@ -18,6 +18,56 @@
 #define HWY_DISABLED_TARGETS (HWY_SVE | HWY_SVE2 | HWY_SVE_256 | HWY_SVE2_128 | HWY_RVV)
 #endif
 
+// The split of a decode step (T = 1) over the pool, shared by every target
+// (defined once although foreach_target includes this file per target).
+#ifndef KILN_OPT_ATTENTION_SPLIT_ONCE
+#define KILN_OPT_ATTENTION_SPLIT_ONCE
+#include <algorithm>
+#include <cstdint>
+namespace kiln {
+namespace rt {
+namespace opt {
+namespace {
+
+constexpr int kMaxRows = 4; // query rows sharing each pass over the keys
+
+// The query sets of a decode step (up to kMaxRows query heads of one kv head
+// of one batch row; set index = (b * Hkv + kv) * setsPerKv + sub) laid end to
+// end: flat key index f = set * n + key. Chunk i of `chunks` is the flat
+// range [begin(i), begin(i + 1)): equal bytes of cache per chunk whatever the
+// number of kv heads. The threads claim chunks in turn (a late or slow thread
+// takes fewer). A set inside one chunk is finished there; the pieces of a set
+// cut by chunk boundaries leave partial states (unnormalized sums, max, sum of
+// exp) in `partial`, merged by the caller afterwards in chunk order, so the
+// result does not depend on which thread ran which chunk.
+struct DecodeSplit {
+  int64_t setsPerKv = 1; // ceil(group / kMaxRows)
+  int64_t sets = 0;      // batch * Hkv * setsPerKv
+  int64_t n = 0;         // keys per set: start + 1
+  int64_t chunks = 1;
+  // [chunks][2][kMaxRows][D + 2]: a chunk's first (0) and last (1) piece, per
+  // row D unnormalized sums, then max and sum of exp.
+  float *partial = nullptr;
+
+  int64_t begin(int64_t chunk) const { return chunk * (sets * n) / chunks; }
+  float *slot(int64_t chunk, int which, int r, int64_t d) const {
+    return partial + ((chunk * 2 + which) * kMaxRows + r) * (d + 2);
+  }
+  // Set s: its kv cache (b * Hkv + kv), first query head bh = b * Hq + h, rows.
+  void setOf(int64_t hq, int64_t hkv, int64_t s, int64_t *cache, int64_t *bh0, int *rows) const {
+    const int64_t group = hq / hkv, sub = s % setsPerKv, bkv = s / setsPerKv;
+    *cache = bkv;
+    *bh0 = (bkv / hkv) * hq + (bkv % hkv) * group + sub * kMaxRows;
+    *rows = static_cast<int>(std::min<int64_t>(kMaxRows, group - sub * kMaxRows));
+  }
+};
+
+} // namespace
+} // namespace opt
+} // namespace rt
+} // namespace kiln
+#endif // KILN_OPT_ATTENTION_SPLIT_ONCE
+
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "runtime-stub/kernels/opt/OptAttention.cpp"
 #include "hwy/foreach_target.h" // IWYU pragma: keep
@@ -28,6 +78,7 @@
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -45,8 +96,6 @@ constexpr int kU = 4;
 #else
 constexpr int kU = 2;
 #endif
-constexpr int kMaxRows = 4; // query rows sharing each pass over the keys
-
 // Up to kMaxRows query rows that read the same kv head: row r attends keys
 // [0, n[r]). Sharing the pass over the keys reads each k/v row once per set
 // instead of once per query row (prefill: 4 consecutive rows of a head;
@@ -109,9 +158,14 @@ template <class V> HWY_INLINE void sumOfLanes4(V a0, V a1, V a2, V a3, float *ou
 }
 #endif
 
+// Attends the rows of `set` to keys [0, n[r]) of kH / vH (already offset to
+// the first key of the range). stat null: out_r = softmax-weighted sum of the
+// values. stat non-null (a split decode range): out_r = the unnormalized sum
+// sum_j exp(s_j - m_r) v_j, stat[r][0] = m_r = max_j s_j, stat[r][1] = sum_j
+// exp(s_j - m_r) -- the partial state the ranges of a head are merged from.
 template <int R>
 void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HWY_RESTRICT vH,
-                int64_t D, float scale, float *const *p) {
+                int64_t D, float scale, float *const *p, float *const *stat) {
   const hn::ScalableTag<float> d;
   using V = decltype(hn::Zero(d));
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
@@ -185,7 +239,14 @@ void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HW
       hn::StoreU(e, d, pr + j);
       vsum = hn::Add(vsum, e);
     }
-    inv[r] = 1.0f / hn::GetLane(hn::SumOfLanes(d, vsum));
+    const float sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+    if (stat) {
+      stat[r][0] = hn::GetLane(vmax);
+      stat[r][1] = sum;
+      inv[r] = 1.0f;
+    } else {
+      inv[r] = 1.0f / sum;
+    }
   }
   // (3) out_r = inv_r * sum_j p_r[j] v_j, kU vectors of columns at a time.
   int64_t c = 0;
@@ -203,25 +264,32 @@ void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HW
 }
 
 void attendSet(int rows, const RowSet &set, const float *kH, const float *vH, int64_t D,
-               float scale, float *const *p) {
+               float scale, float *const *p, float *const *stat = nullptr) {
   switch (rows) {
-  case 1: attendRows<1>(set, kH, vH, D, scale, p); break;
-  case 2: attendRows<2>(set, kH, vH, D, scale, p); break;
-  case 3: attendRows<3>(set, kH, vH, D, scale, p); break;
-  default: attendRows<4>(set, kH, vH, D, scale, p); break;
+  case 1: attendRows<1>(set, kH, vH, D, scale, p, stat); break;
+  case 2: attendRows<2>(set, kH, vH, D, scale, p, stat); break;
+  case 3: attendRows<3>(set, kH, vH, D, scale, p, stat); break;
+  default: attendRows<4>(set, kH, vH, D, scale, p, stat); break;
   }
 }
 
-void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end) {
+// Score / weight buffers of the rows of a set (kMaxRows rows of S + N floats,
+// padded to whole vectors), kept per thread: no allocation per call once a
+// thread has seen the largest cache.
+void scoreRows(int64_t s, float **p) {
   const hn::ScalableTag<float> d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const int64_t D = a.d, group = a.hq / a.hkv;
-  // Scores / weights of each row of a set, padded to whole vectors.
-  const int64_t stride = a.s + N;
-  std::vector<float> buf(static_cast<size_t>(kMaxRows * stride));
-  float *p[kMaxRows];
+  const int64_t stride = s + static_cast<int64_t>(hn::Lanes(d));
+  thread_local std::vector<float> buf;
+  if (buf.size() < static_cast<size_t>(kMaxRows * stride))
+    buf.resize(static_cast<size_t>(kMaxRows * stride));
   for (int r = 0; r < kMaxRows; ++r)
     p[r] = buf.data() + r * stride;
+}
+
+void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end) {
+  const int64_t D = a.d, group = a.hq / a.hkv;
+  float *p[kMaxRows];
+  scoreRows(a.s, p);
   auto qRow = [&](int64_t bh, int64_t i) { return a.q + (bh * a.t + i) * D; };
   auto oRow = [&](int64_t bh, int64_t i) { return a.out + (bh * a.t + i) * D; };
   auto kvHead = [&](int64_t bh) { return (bh / a.hq) * a.hkv + (bh % a.hq) / group; };
@@ -255,6 +323,39 @@ void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end
   }
 }
 
+// Chunk `chunk` of a split decode step (see DecodeSplit).
+void AttentionDecodeChunkImpl(const CachedAttentionArgs &a, const DecodeSplit &sp, int64_t chunk) {
+  const int64_t D = a.d;
+  float *p[kMaxRows];
+  scoreRows(a.s, p);
+  const int64_t begin = sp.begin(chunk), end = sp.begin(chunk + 1);
+  for (int64_t f = begin; f < end;) {
+    const int64_t s = f / sp.n, j0 = f % sp.n, j1 = std::min(sp.n, j0 + (end - f));
+    int64_t cache, bh0;
+    int rows;
+    sp.setOf(a.hq, a.hkv, s, &cache, &bh0, &rows);
+    RowSet set;
+    for (int r = 0; r < rows; ++r) {
+      set.q[r] = a.q + (bh0 + r) * D;
+      set.n[r] = j1 - j0;
+    }
+    const float *kH = a.k + (cache * a.s + j0) * D, *vH = a.v + (cache * a.s + j0) * D;
+    if (j0 == 0 && j1 == sp.n) { // the whole set: finished here
+      for (int r = 0; r < rows; ++r)
+        set.out[r] = a.out + (bh0 + r) * D;
+      attendSet(rows, set, kH, vH, D, a.scale, p);
+    } else { // a piece: partial state
+      float *stat[kMaxRows];
+      for (int r = 0; r < rows; ++r) {
+        set.out[r] = sp.slot(chunk, f == begin ? 0 : 1, r, D);
+        stat[r] = set.out[r] + D;
+      }
+      attendSet(rows, set, kH, vH, D, a.scale, p, stat);
+    }
+    f += j1 - j0;
+  }
+}
+
 // NOLINTNEXTLINE(google-readability-namespace-comments)
 } // namespace HWY_NAMESPACE
 } // namespace opt
@@ -268,20 +369,111 @@ namespace rt {
 namespace opt {
 
 HWY_EXPORT(AttentionHeadsImpl);
+HWY_EXPORT(AttentionDecodeChunkImpl);
 
 void cachedAttentionHeads(const CachedAttentionArgs &args, int64_t begin, int64_t end) {
   HWY_DYNAMIC_DISPATCH(AttentionHeadsImpl)(args, begin, end);
 }
 
+int64_t cachedAttentionDecodeTasks(const CachedAttentionArgs &args, int threads) {
+  if (args.t != 1 || threads <= 1 || args.batch <= 0 || args.hkv <= 0 || args.d <= 0)
+    return 1;
+  const int64_t group = args.hq / args.hkv;
+  const int64_t keys = args.batch * args.hkv * ((group + kMaxRows - 1) / kMaxRows) * (args.start + 1);
+  const int64_t bytes = keys * args.d * 2 * static_cast<int64_t>(sizeof(float));
+  return std::max<int64_t>(1, std::min<int64_t>({threads, bytes / kDecodeBytesPerTask, keys}));
+}
+
+namespace {
+
+// Merges the pieces of the sets that chunk boundaries cut (DecodeSplit): per
+// query row, with m_i, l_i, o_i the max, sum of exp and unnormalized sum of
+// piece i and M = max_i m_i: out = sum_i e^(m_i - M) o_i / sum_i e^(m_i - M) l_i.
+void mergeDecodePieces(const CachedAttentionArgs &a, const DecodeSplit &sp) {
+  const int64_t D = a.d;
+  for (int64_t s = 0; s < sp.sets; ++s) {
+    const int64_t lo = s * sp.n, hi = lo + sp.n;
+    int64_t first = -1, last = -1;
+    for (int64_t i = 0; i < sp.chunks; ++i) {
+      const int64_t b = sp.begin(i), e = sp.begin(i + 1);
+      if (b < e && b < hi && e > lo) {
+        if (first < 0)
+          first = i;
+        last = i;
+      }
+    }
+    if (first == last) // one chunk held the whole set
+      continue;
+    int64_t cache, bh0;
+    int rows;
+    sp.setOf(a.hq, a.hkv, s, &cache, &bh0, &rows);
+    // Piece of chunk i: its first piece (0) when the set is where its range starts.
+    auto piece = [&](int64_t i, int r) {
+      return sp.slot(i, sp.begin(i) / sp.n == s ? 0 : 1, r, D);
+    };
+    for (int r = 0; r < rows; ++r) {
+      float m = -INFINITY;
+      for (int64_t i = first; i <= last; ++i)
+        m = std::max(m, piece(i, r)[D]);
+      float *out = a.out + (bh0 + r) * D;
+      float l = 0.0f;
+      for (int64_t i = first; i <= last; ++i) {
+        const float *pc = piece(i, r);
+        const float w = std::exp(pc[D] - m);
+        l += w * pc[D + 1];
+        if (i == first)
+          for (int64_t c = 0; c < D; ++c)
+            out[c] = w * pc[c];
+        else
+          for (int64_t c = 0; c < D; ++c)
+            out[c] += w * pc[c];
+      }
+      const float inv = 1.0f / l;
+      for (int64_t c = 0; c < D; ++c)
+        out[c] *= inv;
+    }
+  }
+}
+
+} // namespace
+
 void cachedAttention(const CachedAttentionArgs &args, ThreadPool *pool) {
   const int64_t heads = args.batch * args.hq;
   if (heads <= 0 || args.t <= 0)
     return;
-  // Work of one head in keys visited; a range should carry several
+  if (args.t == 1) {
+    // Decode: split the keys of all query sets into equal chunks (see
+    // DecodeSplit), kDecodeChunksPerTask per task, once each task gets
+    // kDecodeBytesPerTask of cache.
+    const int64_t tasks = pool ? cachedAttentionDecodeTasks(args, pool->numThreads()) : 1;
+    if (tasks <= 1) {
+      cachedAttentionHeads(args, 0, heads);
+      return;
+    }
+    DecodeSplit sp;
+    sp.setsPerKv = (args.hq / args.hkv + kMaxRows - 1) / kMaxRows;
+    sp.sets = args.batch * args.hkv * sp.setsPerKv;
+    sp.n = args.start + 1;
+    sp.chunks = std::min(tasks * kDecodeChunksPerTask, sp.sets * sp.n);
+    // Partial states live in the caller's scratch (read back here after the
+    // workers are done); it only grows, so steady decoding allocates nothing.
+    thread_local std::vector<float> scratch;
+    const size_t need = static_cast<size_t>(sp.chunks * 2 * kMaxRows * (args.d + 2));
+    if (scratch.size() < need)
+      scratch.resize(need);
+    sp.partial = scratch.data();
+    std::atomic<int64_t> next{0};
+    pool->parallelFor(tasks, 1, [&](int64_t, int64_t) {
+      for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < sp.chunks;)
+        HWY_DYNAMIC_DISPATCH(AttentionDecodeChunkImpl)(args, sp, i);
+    });
+    mergeDecodePieces(args, sp);
+    return;
+  }
+  // Prefill chunk: work of one head in keys visited; a range should carry several
   // microseconds (kMinKeysPerTask keys, each a D-long dot product and a
   // D-long multiply-add, ~2-3 ns per key for D = 64 on AVX-512) to be worth a
-  // hand-off: a decode step of 9 heads x 256 keys stays on one thread, a
-  // prefill chunk is split.
+  // hand-off.
   constexpr int64_t kMinKeysPerTask = 2048;
   const int64_t keysPerHead = args.t * (args.start + (args.t + 1) / 2) * std::max<int64_t>(1, args.d / 64);
   const int64_t grain = std::max<int64_t>(1, kMinKeysPerTask / std::max<int64_t>(1, keysPerHead));

@@ -3,8 +3,12 @@
 // shapes: D not a multiple of any vector width (1..67 and 64), decode (T = 1)
 // and prefill chunks (T up to 64, causal within the chunk) at random start
 // positions, batch 1 and 2 — once for every SIMD target Highway compiled and
-// this CPU supports, and split over a thread pool. Cache rows after the last
-// query position hold NaN: reading one would poison the output.
+// this CPU supports, and split over a thread pool. The decode split (key
+// ranges of all kv heads cut into equal pieces, partial softmax states merged)
+// is tested with pools of 1-3 threads at key counts around each task-count
+// threshold, with odd counts and sets cut into up to 3 pieces, for every target.
+// Cache rows after the last query position hold NaN: reading one would poison
+// the output.
 //
 // Tolerance per output o[c] of a query row with softmax weights p_j:
 //   |opt - portable| <= 1e-5 * sum_j p_j |v_j[c]| + 1e-30
@@ -48,6 +52,27 @@ struct AttnData {
   std::vector<float> q, k, v;
 };
 
+/// The kernel arguments of case c on data a (null pointers when a is null).
+opt::CachedAttentionArgs argsOf(const AttnCase &c, const AttnData *a = nullptr,
+                                float *out = nullptr) {
+  opt::CachedAttentionArgs args;
+  if (a) {
+    args.q = a->q.data();
+    args.k = a->k.data();
+    args.v = a->v.data();
+  }
+  args.out = out;
+  args.batch = c.batch;
+  args.hq = c.hq;
+  args.hkv = c.hkv;
+  args.t = c.t;
+  args.s = c.s;
+  args.d = c.d;
+  args.start = c.start;
+  args.scale = c.scale;
+  return args;
+}
+
 AttnData makeData(std::mt19937 &rng, const AttnCase &c) {
   AttnData a;
   a.q = normalFloats(rng, c.batch * c.hq * c.t * c.d);
@@ -87,20 +112,7 @@ std::vector<float> optimized(const AttnCase &c, const AttnData &a, rt::ThreadPoo
     return toVector(runKernel("cached_attention", attrs, {&q, &k, &v, &sp}, false, pool));
   }
   std::vector<float> out(a.q.size(), std::nanf(""));
-  opt::CachedAttentionArgs args;
-  args.q = a.q.data();
-  args.k = a.k.data();
-  args.v = a.v.data();
-  args.out = out.data();
-  args.batch = c.batch;
-  args.hq = c.hq;
-  args.hkv = c.hkv;
-  args.t = c.t;
-  args.s = c.s;
-  args.d = c.d;
-  args.start = c.start;
-  args.scale = c.scale;
-  opt::cachedAttention(args, pool);
+  opt::cachedAttention(argsOf(c, &a, out.data()), pool);
   return out;
 }
 
@@ -189,10 +201,7 @@ int runCases(std::mt19937 &rng, rt::ThreadPool *pool, const std::string &what) {
   return n;
 }
 
-class OptAttention : public ::testing::Test {
-protected:
-  void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
-};
+class OptAttention : public ForcedTargetTest {};
 
 TEST_F(OptAttention, EveryTargetMatchesPortable) {
   std::ostringstream names;
@@ -212,15 +221,104 @@ TEST_F(OptAttention, ThreadPoolSplitMatchesPortable) {
   EXPECT_EQ(runCases(rng, &pool, "3 threads"), 24);
 }
 
+// Smallest key count n (= start + 1) at which a decode step of c's heads and D
+// is split into `tasks` tasks (tasks * kDecodeBytesPerTask bytes of K and V).
+int64_t keysForTasks(const AttnCase &c, int64_t tasks) {
+  const int64_t sets = c.batch * c.hkv * ((c.hq / c.hkv + 3) / 4);
+  const int64_t perKey = sets * c.d * 2 * static_cast<int64_t>(sizeof(float));
+  return (tasks * opt::kDecodeBytesPerTask + perKey - 1) / perKey;
+}
+
+TEST_F(OptAttention, DecodeSplitTaskCounts) {
+  // MobileLLM-125M decode (9 query heads, 3 kv heads, D = 64): one thread up
+  // to position 41 (tiny caches never pay a hand-off), two from 42 on.
+  opt::CachedAttentionArgs a;
+  a.batch = 1;
+  a.hq = 9;
+  a.hkv = 3;
+  a.t = 1;
+  a.s = 256;
+  a.d = 64;
+  for (int64_t start : {0, 31, 41})
+    for (int threads : {1, 2, 3}) {
+      a.start = start;
+      EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, threads), 1)
+          << "125M decode at position " << start << ", " << threads << " threads";
+    }
+  for (int64_t start : {42, 64, 128, 160, 255}) {
+    a.start = start;
+    EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 1), 1) << "position " << start;
+    EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 2), 2) << "position " << start;
+  }
+  a.t = 2; // prefill chunks are split by heads, not by keys
+  EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 2), 1);
+}
+
+// Decode steps (T = 1) around the split thresholds on pools of 1-3 threads,
+// for every target: kv-head layouts where sets do not divide over the threads
+// (9/3, 3/1: 1 and 3 sets; 8/1: 2 sets of 4 rows per kv head; 5/1: 4 + 1
+// rows; 4/2 with batch 2), D = 64 and odd D, odd key counts, one set cut into
+// 3 pieces (1/1 on 3 threads), and the last cache position. The pool must
+// have been used exactly when the step has more than one task.
+TEST_F(OptAttention, DecodeSplitMatchesPortable) {
+  std::vector<AttnCase> shapes = {
+      {1, 9, 3, 1, 0, 64, 0, 0.125f}, {1, 3, 1, 1, 0, 64, 0, 0.125f},
+      {1, 8, 1, 1, 0, 64, 0, 0.125f}, {1, 5, 1, 1, 0, 37, 0, 0.2f},
+      {2, 4, 2, 1, 0, 67, 0, 0.15f},  {1, 1, 1, 1, 0, 64, 0, 0.125f},
+      {1, 2, 2, 1, 0, 9, 0, 0.3f},
+  };
+  rt::ThreadPool pools[3] = {rt::ThreadPool(1), rt::ThreadPool(2), rt::ThreadPool(3)};
+  for (int64_t target : compiledTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    std::mt19937 rng(static_cast<unsigned>(target & 0xFFFF) + 41);
+    int split = 0;
+    for (rt::ThreadPool &pool : pools) {
+      const int threads = pool.numThreads();
+      for (const AttnCase &shape : shapes) {
+        std::vector<int64_t> counts;
+        for (int64_t tasks = 2; tasks <= 3; ++tasks)
+          for (int64_t dn : {-1, 0, 1})
+            counts.push_back(keysForTasks(shape, tasks) + dn);
+        counts.push_back(keysForTasks(shape, 3) + 2 * (rng() % 50) + 1);
+        for (int64_t n : counts) {
+          AttnCase c = shape;
+          c.start = n - 1;
+          c.s = n + static_cast<int64_t>(rng() % 3); // sometimes the last position
+          const int64_t tasks = opt::cachedAttentionDecodeTasks(argsOf(c), threads);
+          const int64_t want =
+              std::min<int64_t>(threads, n >= keysForTasks(c, 3) ? 3 : n >= keysForTasks(c, 2) ? 2 : 1);
+          const std::string what = std::string("target ") + hwy::TargetName(target) + ", " +
+                                   std::to_string(threads) + " threads, " +
+                                   std::to_string(tasks) + " tasks";
+          ASSERT_EQ(tasks, want) << what << " " << c.str();
+          split += tasks > 1;
+          AttnData a = makeData(rng, c);
+          std::vector<float> ref = portable(c, a);
+          pool.resetStats();
+          std::vector<float> got = optimized(c, a, &pool, false);
+          EXPECT_EQ(pool.stats().parallelCalls, tasks > 1 ? 1u : 0u) << what << " " << c.str();
+          ASSERT_EQ(compare(c, a, got, ref, what + " (opt::cachedAttention)") +
+                        compare(c, a, optimized(c, a, &pool, true), ref, what + " (kernel)"),
+                    0);
+        }
+      }
+    }
+    EXPECT_GT(split, 50) << hwy::TargetName(target);
+  }
+}
+
 // Micro-benchmark (run with --gtest_also_run_disabled_tests): MobileLLM-125M
-// attention (Hq=9, Hkv=3, D=64, S=256), decode at positions 128 and 255 and a
+// attention (Hq=9, Hkv=3, D=64, S=256), decode at positions 31..255 and a
 // prefill chunk of 64 rows at start 0 and 192, portable vs optimized kernel,
 // 1 and 2 threads.
 TEST_F(OptAttention, DISABLED_Benchmark) {
   std::mt19937 rng(33);
   rt::ThreadPool pool2(2);
   std::printf("target %s\n", hwy::TargetName(compiledTargets().front()));
-  for (AttnCase c : {AttnCase{1, 9, 3, 1, 256, 64, 128, 0.125f},
+  for (AttnCase c : {AttnCase{1, 9, 3, 1, 256, 64, 31, 0.125f},
+                     AttnCase{1, 9, 3, 1, 256, 64, 64, 0.125f},
+                     AttnCase{1, 9, 3, 1, 256, 64, 128, 0.125f},
+                     AttnCase{1, 9, 3, 1, 256, 64, 160, 0.125f},
                      AttnCase{1, 9, 3, 1, 256, 64, 255, 0.125f},
                      AttnCase{1, 9, 3, 64, 256, 64, 0, 0.125f},
                      AttnCase{1, 9, 3, 64, 256, 64, 192, 0.125f}}) {
@@ -242,6 +340,62 @@ TEST_F(OptAttention, DISABLED_Benchmark) {
                 "wall %.1f us); 1 thread: thread CPU time\n",
                 c.str().c_str(), run(true, nullptr), run(true, &pool2), run(false, nullptr),
                 run(false, &pool2));
+  }
+}
+
+// Micro-benchmark of decode steps on caches that are not in any CPU cache, as
+// in a real decode step (the weights streamed since a layer's previous step
+// have evicted its caches): 30 layers of MobileLLM-125M caches, and 64 MB read
+// over the pool before each timed call (which also keeps the pool's worker
+// spinning, as the decode step's other ops do). Median and minimum of 300
+// calls, 1 thread (thread CPU time) and 2 threads (wall time; on a shared
+// machine the minimum shows the time when both threads got a core).
+TEST_F(OptAttention, DISABLED_BenchmarkColdDecode) {
+  std::mt19937 rng(34);
+  rt::ThreadPool pool2(2);
+  constexpr int kLayers = 30;
+  std::vector<float> flush(static_cast<size_t>(16) << 20, 1.0f);
+  volatile float sink = 0.0f;
+  auto evict = [&] {
+    float part[2] = {0.0f, 0.0f};
+    pool2.parallelFor(2, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        float acc = 0.0f;
+        const size_t half = flush.size() / 2;
+        for (size_t i = t * half; i < (t + 1) * half; i += 16)
+          acc += flush[i];
+        part[t] = acc;
+      }
+    });
+    sink = sink + part[0] + part[1];
+  };
+  for (int64_t start : {64, 128, 160, 255}) {
+    AttnCase c{1, 9, 3, 1, 256, 64, start, 0.125f};
+    std::vector<AttnData> layers;
+    for (int l = 0; l < kLayers; ++l)
+      layers.push_back(makeData(rng, c));
+    std::vector<float> out(static_cast<size_t>(c.hq * c.d));
+    double med[2], best[2];
+    for (int threads = 1; threads <= 2; ++threads) {
+      std::vector<double> us;
+      for (int rep = 0; rep < 300; ++rep) {
+        const AttnData &a = layers[rep % kLayers];
+        opt::CachedAttentionArgs args = argsOf(c, &a, out.data());
+        args.batch = 1;
+        args.t = 1;
+        evict();
+        const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = threadCpuSeconds();
+        opt::cachedAttention(args, threads == 1 ? nullptr : &pool2);
+        const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+        us.push_back(1e6 * (threads == 1 ? threadCpuSeconds() - c0 : dt.count()));
+      }
+      std::sort(us.begin(), us.end());
+      med[threads - 1] = us[us.size() / 2];
+      best[threads - 1] = us[0];
+    }
+    std::printf("cold decode %s: 1 thread %.1f us (min %.1f), 2 threads %.1f us (min %.1f)\n",
+                c.str().c_str(), med[0], best[0], med[1], best[1]);
   }
 }
 
