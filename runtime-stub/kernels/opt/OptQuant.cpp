@@ -63,7 +63,7 @@ struct Plan {
   int64_t lanes = 0;             // in / 4 (int8) or in / 8 (int4)
   int64_t rowBytes = 0;          // weight bytes per output channel
   int64_t groupsPerRow = 0;
-  int64_t prefetch = 0; // bytes ahead of the current weight row to prefetch (0: none)
+  int64_t prefetch = 0; // bytes ahead of the current weight row to prefetch (0: none; int4 into L1, int8 into L2)
 };
 
 } // namespace quant
@@ -337,8 +337,13 @@ HWY_INLINE void RowsSimd(const Plan &p, int64_t o, int64_t r0, float *out) {
     // bytes ahead of each row's read position (the rows of one call and of
     // the next are adjacent, so this covers the stream without bursts).
     if (p.prefetch > 0 && (k * W) % 64 == 0)
-      for (int n = 0; n < NO; ++n)
-        _mm_prefetch(reinterpret_cast<const char *>(w[n] + k * W) + p.prefetch, _MM_HINT_T0);
+      for (int n = 0; n < NO; ++n) {
+        const char *ahead = reinterpret_cast<const char *>(w[n] + k * W) + p.prefetch;
+        if (kInt4)
+          _mm_prefetch(ahead, _MM_HINT_T0);
+        else
+          _mm_prefetch(ahead, _MM_HINT_T1);
+      }
     I lo[NO], hi[NO];
     for (int n = 0; n < NO; ++n) {
       const I wv = O::Load(w[n] + k * W);
@@ -622,10 +627,13 @@ bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *cor
 }
 
 // Software prefetch distance along the weights: hardware prefetching alone
-// left DRAM bandwidth unused (measured: 1024 / 2048 / 4096 / 8192 bytes ahead
-// gave int4 decode 202 / 221 / 196 / 171 t/s per core; int8 decode was ~1.2x
-// slower at 4096 than at 2048, docs/runtime-kernels.md).
-constexpr int64_t kPrefetchBytes = 2048;
+// left DRAM bandwidth unused. int4 (more work per byte): 2 KB ahead into L1
+// (1 / 2 / 4 / 8 KB gave int4 decode 202 / 221 / 196 / 171 t/s per core; into
+// L2 or further ahead was slower). int8: 8 KB ahead into L2 (one 125M layer from
+// DRAM, 2 threads, best of 20: 18.5-19.7 GB/s at 2 KB into L1, 26.5-27.4 at 4 KB
+// into L2, 28-29 at 8 KB, no better at 16 KB), docs/runtime-kernels.md.
+constexpr int64_t kPrefetchBytesInt4 = 2048;
+constexpr int64_t kPrefetchBytesInt8 = 8192;
 
 struct Buffers {
   std::vector<int8_t> xq, tmp;
@@ -668,7 +676,7 @@ bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
   p.lanes = lanes;
   p.rowBytes = i4 ? a.in / 2 : a.in;
   p.groupsPerRow = a.in / a.group;
-  p.prefetch = kPrefetchBytes;
+  p.prefetch = i4 ? kPrefetchBytesInt4 : kPrefetchBytesInt8;
   if (!pool || pool->numThreads() <= 1) {
     HWY_DYNAMIC_DISPATCH(QuantRange)(p, 0, a.out);
     return true;
