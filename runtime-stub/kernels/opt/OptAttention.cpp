@@ -375,13 +375,17 @@ void cachedAttentionHeads(const CachedAttentionArgs &args, int64_t begin, int64_
   HWY_DYNAMIC_DISPATCH(AttentionHeadsImpl)(args, begin, end);
 }
 
-int64_t cachedAttentionDecodeTasks(const CachedAttentionArgs &args, int threads) {
-  if (args.t != 1 || threads <= 1 || args.batch <= 0 || args.hkv <= 0 || args.d <= 0)
+int64_t cachedAttentionDecodeChunks(const CachedAttentionArgs &args) {
+  if (args.t != 1 || args.batch <= 0 || args.hkv <= 0 || args.d <= 0)
     return 1;
   const int64_t group = args.hq / args.hkv;
   const int64_t keys = args.batch * args.hkv * ((group + kMaxRows - 1) / kMaxRows) * (args.start + 1);
   const int64_t bytes = keys * args.d * 2 * static_cast<int64_t>(sizeof(float));
-  return std::max<int64_t>(1, std::min<int64_t>({threads, bytes / kDecodeBytesPerTask, keys}));
+  return std::max<int64_t>(1, std::min<int64_t>({kDecodeMaxChunks, bytes / kDecodeBytesPerTask, keys}));
+}
+
+int64_t cachedAttentionDecodeTasks(const CachedAttentionArgs &args, int threads) {
+  return std::max<int64_t>(1, std::min<int64_t>(threads, cachedAttentionDecodeChunks(args)));
 }
 
 namespace {
@@ -443,10 +447,10 @@ void cachedAttention(const CachedAttentionArgs &args, ThreadPool *pool) {
     return;
   if (args.t == 1) {
     // Decode: split the keys of all query sets into equal chunks (see
-    // DecodeSplit), kDecodeChunksPerTask per task, once each task gets
-    // kDecodeBytesPerTask of cache.
-    const int64_t tasks = pool ? cachedAttentionDecodeTasks(args, pool->numThreads()) : 1;
-    if (tasks <= 1) {
+    // DecodeSplit) once each chunk gets kDecodeBytesPerTask of cache; the
+    // chunks do not depend on the thread count (bit-identical results).
+    const int64_t chunks = cachedAttentionDecodeChunks(args);
+    if (chunks <= 1) {
       cachedAttentionHeads(args, 0, heads);
       return;
     }
@@ -454,7 +458,7 @@ void cachedAttention(const CachedAttentionArgs &args, ThreadPool *pool) {
     sp.setsPerKv = (args.hq / args.hkv + kMaxRows - 1) / kMaxRows;
     sp.sets = args.batch * args.hkv * sp.setsPerKv;
     sp.n = args.start + 1;
-    sp.chunks = std::min(tasks * kDecodeChunksPerTask, sp.sets * sp.n);
+    sp.chunks = std::min(chunks, sp.sets * sp.n);
     // Partial states live in the caller's scratch (read back here after the
     // workers are done); it only grows, so steady decoding allocates nothing.
     thread_local std::vector<float> scratch;
@@ -462,11 +466,17 @@ void cachedAttention(const CachedAttentionArgs &args, ThreadPool *pool) {
     if (scratch.size() < need)
       scratch.resize(need);
     sp.partial = scratch.data();
-    std::atomic<int64_t> next{0};
-    pool->parallelFor(tasks, 1, [&](int64_t, int64_t) {
-      for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < sp.chunks;)
+    const int64_t tasks = pool ? cachedAttentionDecodeTasks(args, pool->numThreads()) : 1;
+    if (tasks <= 1) {
+      for (int64_t i = 0; i < sp.chunks; ++i)
         HWY_DYNAMIC_DISPATCH(AttentionDecodeChunkImpl)(args, sp, i);
-    });
+    } else {
+      std::atomic<int64_t> next{0};
+      pool->parallelFor(tasks, 1, [&](int64_t, int64_t) {
+        for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < sp.chunks;)
+          HWY_DYNAMIC_DISPATCH(AttentionDecodeChunkImpl)(args, sp, i);
+      });
+    }
     mergeDecodePieces(args, sp);
     return;
   }

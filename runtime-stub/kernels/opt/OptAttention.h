@@ -34,24 +34,29 @@ struct CachedAttentionArgs {
 /// head) over `pool` when the heads carry enough work. Decode steps (T = 1)
 /// are split by key ranges of equal size over the query sets of all kv heads
 /// (flash-decoding: partial max / sum of exp / weighted values per range,
-/// merged afterwards) into cachedAttentionDecodeTasks(args, threads) tasks.
-/// Without a pool (or with one task) everything runs on the calling thread.
+/// merged afterwards in range order) into cachedAttentionDecodeChunks(args)
+/// chunks, which the pool's threads share; the chunks depend on the data only,
+/// so the result is bit-identical for every thread count (a single thread
+/// computes the same chunks one after the other).
 void cachedAttention(const CachedAttentionArgs &args, ThreadPool *pool);
 
-/// Bytes of K and V cache a decode task should read at least (a hand-off
+/// Bytes of K and V cache a decode chunk should read at least (a hand-off
 /// costs ~1-2 us; 32 KiB take ~3 us from L2, ~6 us from memory as in a real
 /// decode step): MobileLLM-125M decode (3 kv heads,
-/// D = 64) is split from position 42 on, tiny caches stay on one thread.
+/// D = 64) is split from position 42 on, tiny caches stay in one piece.
 constexpr int64_t kDecodeBytesPerTask = 32 * 1024;
 
-/// Chunks per task of a split decode step (threads claim chunks in turn, a
-/// thread that starts late takes fewer). 1: each thread streams one
-/// contiguous half; 4 smaller interleaved chunks measured slower in 125M
-/// decode (16-27 us per call vs 14-22 us).
-constexpr int64_t kDecodeChunksPerTask = 1;
+/// Most chunks of a decode step. Fixed, not the thread count: results must not
+/// depend on --threads. 2: each of 2 threads streams one contiguous half; 4
+/// smaller chunks claimed in turn measured slower in 125M decode (16-27 us per
+/// call vs 14-22 us); more threads than chunks wait.
+constexpr int64_t kDecodeMaxChunks = 2;
 
-/// Tasks a decode step (T = 1) is split into with `threads` threads:
-/// min(threads, cache bytes read / kDecodeBytesPerTask), at least 1; 1 for T > 1.
+/// Chunks a decode step (T = 1) is split into: min(kDecodeMaxChunks, cache
+/// bytes read / kDecodeBytesPerTask), at least 1; 1 for T > 1.
+int64_t cachedAttentionDecodeChunks(const CachedAttentionArgs &args);
+
+/// Threads a decode step runs on with `threads` threads: min(threads, chunks).
 int64_t cachedAttentionDecodeTasks(const CachedAttentionArgs &args, int threads);
 
 /// Heads bh in [begin, end) (bh = b * Hq + h) only, on the calling thread.

@@ -247,10 +247,14 @@ TEST_F(OptAttention, DecodeSplitTaskCounts) {
     }
   for (int64_t start : {42, 64, 128, 160, 255}) {
     a.start = start;
+    // The chunks follow the data only (bit-identical results for any --threads).
+    EXPECT_EQ(opt::cachedAttentionDecodeChunks(a), opt::kDecodeMaxChunks) << "position " << start;
     EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 1), 1) << "position " << start;
     EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 2), 2) << "position " << start;
+    EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 3), 2) << "position " << start;
   }
   a.t = 2; // prefill chunks are split by heads, not by keys
+  EXPECT_EQ(opt::cachedAttentionDecodeChunks(a), 1);
   EXPECT_EQ(opt::cachedAttentionDecodeTasks(a, 2), 1);
 }
 
@@ -258,8 +262,9 @@ TEST_F(OptAttention, DecodeSplitTaskCounts) {
 // for every target: kv-head layouts where sets do not divide over the threads
 // (9/3, 3/1: 1 and 3 sets; 8/1: 2 sets of 4 rows per kv head; 5/1: 4 + 1
 // rows; 4/2 with batch 2), D = 64 and odd D, odd key counts, one set cut into
-// 3 pieces (1/1 on 3 threads), and the last cache position. The pool must
-// have been used exactly when the step has more than one task.
+// 2 pieces, and the last cache position. The pool must have been used exactly
+// when the step has more than one task, and the result must equal the one
+// computed without a pool bit for bit.
 TEST_F(OptAttention, DecodeSplitMatchesPortable) {
   std::vector<AttnCase> shapes = {
       {1, 9, 3, 1, 0, 64, 0, 0.125f}, {1, 3, 1, 1, 0, 64, 0, 0.125f},
@@ -285,8 +290,11 @@ TEST_F(OptAttention, DecodeSplitMatchesPortable) {
           c.start = n - 1;
           c.s = n + static_cast<int64_t>(rng() % 3); // sometimes the last position
           const int64_t tasks = opt::cachedAttentionDecodeTasks(argsOf(c), threads);
-          const int64_t want =
-              std::min<int64_t>(threads, n >= keysForTasks(c, 3) ? 3 : n >= keysForTasks(c, 2) ? 2 : 1);
+          const int64_t chunks = std::min<int64_t>(
+              opt::kDecodeMaxChunks,
+              n >= keysForTasks(c, 3) ? 3 : n >= keysForTasks(c, 2) ? 2 : 1);
+          ASSERT_EQ(opt::cachedAttentionDecodeChunks(argsOf(c)), chunks) << c.str();
+          const int64_t want = std::min<int64_t>(threads, chunks);
           const std::string what = std::string("target ") + hwy::TargetName(target) + ", " +
                                    std::to_string(threads) + " threads, " +
                                    std::to_string(tasks) + " tasks";
@@ -300,6 +308,10 @@ TEST_F(OptAttention, DecodeSplitMatchesPortable) {
           ASSERT_EQ(compare(c, a, got, ref, what + " (opt::cachedAttention)") +
                         compare(c, a, optimized(c, a, &pool, true), ref, what + " (kernel)"),
                     0);
+          // The same chunks on the calling thread alone: bit for bit the same.
+          std::vector<float> alone = optimized(c, a, nullptr, false);
+          ASSERT_EQ(0, std::memcmp(alone.data(), got.data(), got.size() * sizeof(float)))
+              << what << " " << c.str() << ": differs from the same step without a pool";
         }
       }
     }
