@@ -88,7 +88,9 @@ AttnData makeData(std::mt19937 &rng, const AttnCase &c) {
   return a;
 }
 
-std::vector<float> portable(const AttnCase &c, const AttnData &a) {
+/// The registered cached_attention kernel on case c (portable or optimized path).
+std::vector<float> viaRegisteredKernel(const AttnCase &c, const AttnData &a, bool portableOnly,
+                                       rt::ThreadPool *pool) {
   Tensor q = Tensor::borrow(DType::Float32, Shape{c.batch, c.hq, c.t, c.d}, a.q.data());
   Tensor k = Tensor::borrow(DType::Float32, Shape{c.batch, c.hkv, c.s, c.d}, a.k.data());
   Tensor v = Tensor::borrow(DType::Float32, Shape{c.batch, c.hkv, c.s, c.d}, a.v.data());
@@ -96,21 +98,17 @@ std::vector<float> portable(const AttnCase &c, const AttnData &a) {
   Tensor sp = Tensor::borrow(DType::Int64, Shape{1}, start.data());
   rt::OpAttrs attrs;
   attrs.scale = c.scale;
-  return toVector(runKernel("cached_attention", attrs, {&q, &k, &v, &sp}, true));
+  return toVector(runKernel("cached_attention", attrs, {&q, &k, &v, &sp}, portableOnly, pool));
+}
+
+std::vector<float> portable(const AttnCase &c, const AttnData &a) {
+  return viaRegisteredKernel(c, a, true, nullptr);
 }
 
 std::vector<float> optimized(const AttnCase &c, const AttnData &a, rt::ThreadPool *pool,
                              bool viaKernel) {
-  if (viaKernel) {
-    Tensor q = Tensor::borrow(DType::Float32, Shape{c.batch, c.hq, c.t, c.d}, a.q.data());
-    Tensor k = Tensor::borrow(DType::Float32, Shape{c.batch, c.hkv, c.s, c.d}, a.k.data());
-    Tensor v = Tensor::borrow(DType::Float32, Shape{c.batch, c.hkv, c.s, c.d}, a.v.data());
-    std::vector<int64_t> start = {c.start};
-    Tensor sp = Tensor::borrow(DType::Int64, Shape{1}, start.data());
-    rt::OpAttrs attrs;
-    attrs.scale = c.scale;
-    return toVector(runKernel("cached_attention", attrs, {&q, &k, &v, &sp}, false, pool));
-  }
+  if (viaKernel)
+    return viaRegisteredKernel(c, a, false, pool);
   std::vector<float> out(a.q.size(), std::nanf(""));
   opt::cachedAttention(argsOf(c, &a, out.data()), pool);
   return out;

@@ -140,24 +140,10 @@ std::vector<float> portable(const Weight &w, const std::vector<float> &x, int64_
   }
   Tensor xt = Tensor::borrow(DType::Float32, Shape{rows, w.in}, x.data());
   Tensor bt = bias ? Tensor::borrow(DType::Float32, Shape{w.out}, bias->data()) : Tensor();
-  Tensor yt;
-  const Tensor *in[3] = {&xt, &wt, bias ? &bt : nullptr};
-  Tensor *outs[1] = {&yt};
-  rt::OpAttrs attrs;
-  std::string loc = "test";
-  rt::KernelCall call;
-  call.op = "linear";
-  call.loc = &loc;
-  call.attrs = &attrs;
-  call.in = in;
-  call.nIn = 3;
-  call.out = outs;
-  call.nOut = 1;
-  call.portableOnly = true;
-  rt::Error e = rt::findKernel("linear")->run(call);
-  EXPECT_FALSE(e.failed()) << e.message();
-  if (!e.failed())
-    std::memcpy(y.data(), yt.dataAs<float>(), y.size() * sizeof(float));
+  std::vector<float> got = kiln::test::toVector(kiln::test::runKernel(
+      "linear", rt::OpAttrs(), {&xt, &wt, bias ? &bt : nullptr}, true));
+  if (got.size() == y.size())
+    y = got;
   return y;
 }
 
