@@ -466,7 +466,7 @@ void cachedAttention(const CachedAttentionArgs &args, ThreadPool *pool) {
     if (scratch.size() < need)
       scratch.resize(need);
     sp.partial = scratch.data();
-    const int64_t tasks = pool ? cachedAttentionDecodeTasks(args, pool->numThreads()) : 1;
+    const int64_t tasks = pool ? std::min<int64_t>(pool->numThreads(), sp.chunks) : 1;
     if (tasks <= 1) {
       for (int64_t i = 0; i < sp.chunks; ++i)
         HWY_DYNAMIC_DISPATCH(AttentionDecodeChunkImpl)(args, sp, i);

@@ -450,13 +450,13 @@ HWY_INLINE void RowsScalar(const Plan &p, int64_t o, int64_t r0, float *out) {
     out[r] = sums[r] * rowScale;
 }
 
-// Output channels computed together for a single x row (decode). One: the
-// weights are then read as one sequential stream, which the hardware and the
-// software prefetch follow far better than 2 or 4 interleaved rows of 288-768
-// bytes, although each row reloads the x vectors (one 125M layer from DRAM,
-// 1 thread, best of 20 sweeps, AVX3_DL: int4 8 -> 12 GB/s, int8 9 -> 17 GB/s
-// with 4 -> 1 channels; 2 channels: int4 11.5, int8 9).
-constexpr int kChannels = 1;
+// Decode (one x row) computes one output channel per pass, like the other
+// row counts: the weights are then read as one sequential stream, which the
+// hardware and the software prefetch follow far better than 2 or 4
+// interleaved rows of 288-768 bytes (one 125M layer from DRAM, 1 thread, best
+// of 20 sweeps, AVX3_DL: int4 8 -> 12 GB/s, int8 9 -> 17 GB/s with 4 -> 1
+// channels per pass; 2 channels: int4 11.5, int8 9). RowsSimd keeps its NO
+// parameter (channels per pass) for such measurements; Rows uses NO = 1.
 
 template <int R, int NO, bool kInt4, int M>
 HWY_INLINE void Rows(const Plan &p, int64_t o, int64_t r0, float *out) {
@@ -475,16 +475,8 @@ HWY_INLINE void Rows(const Plan &p, int64_t o, int64_t r0, float *out) {
 template <bool kInt4, int M>
 void RangeT(const Plan &p, int64_t o0, int64_t o1) {
   const LinearArgs &a = *p.a;
-  float v[4 * kChannels];
-  int64_t o = o0;
-  if (a.rows == 1) { // decode: kChannels output channels per pass (see kChannels)
-    for (; o + kChannels <= o1; o += kChannels) {
-      Rows<1, kChannels, kInt4, M>(p, o, 0, v);
-      for (int n = 0; n < kChannels; ++n)
-        a.y[o + n] = v[n] + (a.bias ? a.bias[o + n] : 0.0f);
-    }
-  }
-  for (; o < o1; ++o) {
+  float v[4];
+  for (int64_t o = o0; o < o1; ++o) {
     const float bias = a.bias ? a.bias[o] : 0.0f;
     int64_t r = 0;
     for (; r + 4 <= a.rows; r += 4) {
