@@ -14,7 +14,10 @@ namespace kiln {
 /// "KILNPRG\0": the first 8 bytes of every program file.
 inline constexpr char kProgramMagic[8] = {'K', 'I', 'L', 'N', 'P', 'R', 'G', '\0'};
 /// Bump when the meaning of an existing field changes (see program.fbs).
-inline constexpr uint32_t kProgramFormatVersion = 1;
+/// 2: Value.quant_layout (a version-1 reader would misread Int4Strip16 data).
+inline constexpr uint32_t kProgramFormatVersion = 2;
+/// The oldest version this reader still reads (version 1 = no quant_layout).
+inline constexpr uint32_t kMinProgramFormatVersion = 1;
 /// Size of FileHeader in bytes; also where the flatbuffer starts.
 inline constexpr uint32_t kProgramHeaderSize = 64;
 /// Alignment of segments_offset and of every segment offset inside the area.

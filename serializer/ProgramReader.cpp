@@ -1,5 +1,7 @@
 #include "serializer/ProgramReader.h"
 
+#include "runtime-stub/core/QuantLayout.h"
+
 #include <cstring>
 #include <string>
 #include <unordered_set>
@@ -39,10 +41,11 @@ bool checkHeader(const uint8_t *bytes, size_t size, FileHeader *h, std::string *
   std::memcpy(h, bytes, sizeof(FileHeader));
   if (std::memcmp(h->magic, kProgramMagic, sizeof(h->magic)) != 0)
     return fail(error, "header: bad magic (not a Kiln program file)");
-  if (h->format_version != kProgramFormatVersion)
+  if (h->format_version < kMinProgramFormatVersion || h->format_version > kProgramFormatVersion)
     return fail(error, "header: format_version " + str(h->format_version) +
-                           " is not supported (this reader reads version " +
-                           str(kProgramFormatVersion) + ")");
+                           " is not supported (this reader reads versions " +
+                           str(kMinProgramFormatVersion) + " to " + str(kProgramFormatVersion) +
+                           ")");
   if (h->header_size != kProgramHeaderSize)
     return fail(error, "header: header_size is " + str(h->header_size) + ", expected " +
                            str(kProgramHeaderSize));
@@ -223,6 +226,17 @@ bool checkQuantizedConstant(const ProgramView &view, const fb::Value *v,
                            " bytes of scales (" + strs(out) + " x " + strs(in / group) + " " +
                            dtypeShortName(v->scales_dtype()) + ") but scales_segment " +
                            strs(v->scales_segment()) + " has " + str(scalesSize));
+  if (v->quant_layout() == fb::QuantLayout::Int4Strip16) {
+    if (v->dtype() != fb::DType::Int4 || !strip16::applies(out, in, group))
+      return fail(error, where + "quant_layout Int4Strip16 needs an i4 [out, in] weight with "
+                                 "out % 16 == 0, in % 32 == 0 and a group size that is a "
+                                 "multiple of 32 (got " +
+                                 dtypeShortName(v->dtype()) + " [" + strs(out) + ", " + strs(in) +
+                                 "], group " + strs(group) + ")");
+  } else if (v->quant_layout() != fb::QuantLayout::Rows) {
+    return fail(error, where + "quant_layout " + strs((int)v->quant_layout()) +
+                           " is not a known layout");
+  }
   return true;
 }
 
@@ -237,7 +251,8 @@ bool checkValue(const fb::Program *p, const ProgramView &view, const fb::Value *
   if (!checkShape(v->rank(), v->shape(), /*allowDynamic=*/!isConst, where, error))
     return false;
   bool quantized = v->scales_segment() != -1 || v->quant_group_size() != 0 ||
-                   v->scales_dtype() != fb::DType::Unknown;
+                   v->scales_dtype() != fb::DType::Unknown ||
+                   v->quant_layout() != fb::QuantLayout::Rows;
   if (quantized && !isConst)
     return fail(error, where + "quantization fields set on a value that is not a constant");
   if (!quantized && v->dtype() == fb::DType::Int4)

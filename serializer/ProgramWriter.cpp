@@ -3,6 +3,7 @@
 #include "serializer/ProgramWriter.h"
 
 #include "serializer/ProgramFormat.h"
+#include "runtime-stub/core/QuantLayout.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -213,6 +214,12 @@ WriteResult validateQuantizedConstant(const ValueSpec &v, size_t numSegments) {
                                 (v.dtype == fb::DType::Int4 ? " into even groups" : ""));
   if (v.scalesDType != fb::DType::Float16 && v.scalesDType != fb::DType::Float32)
     return WriteResult::failure("quantization scales must be f16 or f32");
+  if (v.quantLayout == fb::QuantLayout::Int4Strip16 &&
+      (v.dtype != fb::DType::Int4 || !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize)))
+    return WriteResult::failure("quant layout Int4Strip16 needs an i4 weight with out % 16 == 0, "
+                                "in % 32 == 0 and a group size that is a multiple of 32");
+  if (v.quantLayout != fb::QuantLayout::Rows && v.quantLayout != fb::QuantLayout::Int4Strip16)
+    return WriteResult::failure("unknown quant layout");
   if (v.scalesSegment < 0 || static_cast<size_t>(v.scalesSegment) >= numSegments)
     return WriteResult::failure("scales segment " + std::to_string(v.scalesSegment) +
                                 " out of range (" + std::to_string(numSegments) +
@@ -279,7 +286,8 @@ WriteResult ProgramWriter::validate() const {
       }
 
       bool quantized = v.scalesSegment != -1 || v.quantGroupSize != 0 ||
-                       v.scalesDType != fb::DType::Unknown;
+                       v.scalesDType != fb::DType::Unknown ||
+                       v.quantLayout != fb::QuantLayout::Rows;
       if (quantized) {
         WriteResult q = validateQuantizedConstant(v, segments.size());
         if (!q.ok())
@@ -579,7 +587,8 @@ WriteResult ProgramWriter::writeToFile(const std::string &path) const {
         shape = fbb.CreateVector(v.shape);
       fbValues.push_back(
           fb::CreateValue(fbb, name, v.dtype, v.rank, shape, v.kind, v.segment, v.state,
-                          v.quantGroupSize, v.scalesSegment, v.scalesDType, v.arenaOffset));
+                          v.quantGroupSize, v.scalesSegment, v.scalesDType, v.arenaOffset,
+                          v.quantLayout));
     }
     auto values = fbb.CreateVector(fbValues);
 

@@ -7,6 +7,7 @@
 #include "lowering/portable/PortableLowering.h"
 
 #include "serializer/ProgramWriter.h"
+#include "runtime-stub/core/QuantLayout.h"
 #include "kiln/Dialect/KilnTypeRules.h"
 #include "kiln/Dialect/KilnOps.h"
 
@@ -159,6 +160,9 @@ private:
   /// Adds the bytes of `elements` (dense, splat or resource) as a segment.
   FailureOr<int32_t> addElementsSegment(Operation *op, ElementsAttr elements,
                                         size_t elemSize);
+  /// The bytes of `elements` (a splat is expanded into `storage`).
+  FailureOr<ArrayRef<char>> elementsBytes(Operation *op, ElementsAttr elements, size_t elemSize,
+                                          std::vector<uint8_t> &storage);
   LogicalResult lowerInstruction(Operation *op);
   /// kiln.state: the method's State value of that name (declared once per
   /// program; every method and every read of one name share it).
@@ -351,22 +355,23 @@ LogicalResult MethodLowering::lowerConstant(Operation *op) {
   return success();
 }
 
-FailureOr<int32_t> MethodLowering::addElementsSegment(Operation *op, ElementsAttr elements,
-                                                     size_t elemSize) {
+FailureOr<ArrayRef<char>> MethodLowering::elementsBytes(Operation *op, ElementsAttr elements,
+                                                         size_t elemSize,
+                                                         std::vector<uint8_t> &storage) {
   ShapedType type = elements.getShapedType();
   const size_t numBytes = static_cast<size_t>(type.getNumElements()) * elemSize;
   if (auto dense = dyn_cast<DenseElementsAttr>(elements)) {
     ArrayRef<char> raw = dense.getRawData();
     if (dense.isSplat() && raw.size() == elemSize) {
-      std::vector<uint8_t> bytes(numBytes);
+      storage.assign(numBytes, 0);
       for (size_t i = 0; i < numBytes; i += elemSize)
-        std::memcpy(bytes.data() + i, raw.data(), elemSize);
-      return writer.addOwnedSegment(std::move(bytes));
+        std::memcpy(storage.data() + i, raw.data(), elemSize);
+      return ArrayRef<char>(reinterpret_cast<const char *>(storage.data()), storage.size());
     }
     if (raw.size() != numBytes)
       return op->emitError() << "cannot lower '" << op->getName() << "': dense data of "
                              << raw.size() << " bytes, expected " << numBytes << " for " << type;
-    return writer.addSegment(raw.data(), raw.size());
+    return raw;
   }
   if (auto resource = dyn_cast<DenseResourceElementsAttr>(elements)) {
     const AsmResourceBlob *blob = resource.getRawHandle().getBlob();
@@ -374,10 +379,22 @@ FailureOr<int32_t> MethodLowering::addElementsSegment(Operation *op, ElementsAtt
       return op->emitError() << "cannot lower '" << op->getName() << "': resource '"
                              << resource.getRawHandle().getKey() << "' does not hold the "
                              << numBytes << " bytes of " << type;
-    return writer.addSegment(blob->getData().data(), blob->getData().size());
+    return blob->getData();
   }
   return op->emitError() << "cannot lower '" << op->getName()
                          << "': expected a DenseElementsAttr or DenseResourceElementsAttr";
+}
+
+FailureOr<int32_t> MethodLowering::addElementsSegment(Operation *op, ElementsAttr elements,
+                                                     size_t elemSize) {
+  std::vector<uint8_t> storage;
+  FailureOr<ArrayRef<char>> bytes = elementsBytes(op, elements, elemSize, storage);
+  if (failed(bytes))
+    return failure();
+  if (!storage.empty())
+    return writer.addOwnedSegment(std::move(storage));
+  // Borrowed: the attribute / blob outlives the write.
+  return writer.addSegment(bytes->data(), bytes->size());
 }
 
 LogicalResult MethodLowering::lowerQuantizedConstant(Operation *op) {
@@ -385,10 +402,34 @@ LogicalResult MethodLowering::lowerQuantizedConstant(Operation *op) {
   if (!qconst)
     return op->emitError() << "cannot lower '" << op->getName() << "': not a kiln.qconstant";
   kiln::QWeightType type = qconst.getResult().getType();
-  FailureOr<int32_t> data = addElementsSegment(op, qconst.getData(), 1);
-  FailureOr<int32_t> scales = addElementsSegment(op, qconst.getScales(), 2);
-  if (failed(data) || failed(scales))
-    return failure();
+  const int64_t out = type.getShape()[0], in = type.getShape()[1], group = type.getGroupSize();
+  FailureOr<int32_t> data, scales;
+  fb::QuantLayout layout = fb::QuantLayout::Rows;
+  if (type.getBits() == 4 && strip16::applies(out, in, group)) {
+    // int4: repacked here, once, into the decode kernel's layout (strips of 16
+    // output channels, docs/program-format.md); the file pays, not the load.
+    std::vector<uint8_t> dataStore, scaleStore;
+    FailureOr<ArrayRef<char>> rows = elementsBytes(op, qconst.getData(), 1, dataStore);
+    FailureOr<ArrayRef<char>> rowScales = elementsBytes(op, qconst.getScales(), 2, scaleStore);
+    if (failed(rows) || failed(rowScales))
+      return failure();
+    if (rows->size() != static_cast<size_t>(out * in / 2) ||
+        rowScales->size() != static_cast<size_t>(out * (in / group) * 2))
+      return op->emitError() << "cannot lower '" << op->getName() << "': " << rows->size()
+                             << " data and " << rowScales->size() << " scale bytes for " << type;
+    std::vector<uint8_t> packed(rows->size()), packedScales(rowScales->size());
+    strip16::packData(reinterpret_cast<const uint8_t *>(rows->data()), out, in, packed.data());
+    strip16::packScales(reinterpret_cast<const uint8_t *>(rowScales->data()), out, in / group, 2,
+                        packedScales.data());
+    data = writer.addOwnedSegment(std::move(packed));
+    scales = writer.addOwnedSegment(std::move(packedScales));
+    layout = fb::QuantLayout::Int4Strip16;
+  } else {
+    data = addElementsSegment(op, qconst.getData(), 1);
+    scales = addElementsSegment(op, qconst.getScales(), 2);
+    if (failed(data) || failed(scales))
+      return failure();
+  }
   ValueSpec spec;
   spec.name = getConstantName(op);
   spec.dtype = type.getBits() == 4 ? fb::DType::Int4 : fb::DType::Int8;
@@ -399,6 +440,7 @@ LogicalResult MethodLowering::lowerQuantizedConstant(Operation *op) {
   spec.quantGroupSize = static_cast<int32_t>(type.getGroupSize());
   spec.scalesSegment = *scales;
   spec.scalesDType = fb::DType::Float16;
+  spec.quantLayout = layout;
   valueIndex[op->getResult(0)] = method.addValue(std::move(spec));
   return success();
 }

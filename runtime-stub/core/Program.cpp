@@ -359,6 +359,7 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
             quant.groupSize = val->quant_group_size();
             quant.scalesDType = static_cast<DType>(val->scales_dtype());
             quant.scales = p->view_.segmentData((uint32_t)val->scales_segment());
+            quant.layout = static_cast<QuantLayout>(val->quant_layout());
             plan->slots[v] = Tensor::borrowQuantized(static_cast<DType>(val->dtype()), *shape,
                                                      plan->slots[v].data(), quant);
           }

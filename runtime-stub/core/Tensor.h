@@ -6,6 +6,7 @@
 
 #include "runtime-stub/core/DType.h"
 #include "runtime-stub/core/Error.h"
+#include "runtime-stub/core/QuantLayout.h"
 
 #include <cstdint>
 #include <initializer_list>
@@ -61,11 +62,14 @@ struct Storage {
 
 /// How a quantized weight reads as f32 (docs/program-format.md): a 2-d
 /// [out, in] Int8 or Int4 tensor, w[r][c] = q[r][c] * scales[r][c / groupSize],
-/// scales row-major [out, in / groupSize] of scalesDType (Float16 or Float32).
+/// scales row-major [out, in / groupSize] of scalesDType (Float16 or Float32);
+/// with layout Int4Strip16 the integers and scales are ordered in strips of 16
+/// output channels instead (core/QuantLayout.h).
 struct QuantParams {
   int64_t groupSize = 0; // 0: not quantized
   DType scalesDType = DType::Unknown;
   const void *scales = nullptr;
+  QuantLayout layout = QuantLayout::Rows;
 };
 
 class Tensor {

@@ -29,7 +29,9 @@ Error runQuantizedEmbedding(const KernelCall &call, const Tensor &w, const Tenso
                            " of indices " + idx.describe() + ") is out of range for weight " +
                            w.describe(),
                        ErrorCode::OutOfRange);
-    if (!call.portableOnly) // SIMD kernel chosen by CPU features (kernels/opt/)
+    // SIMD kernel chosen by CPU features (kernels/opt/) for row-layout tables;
+    // an Int4Strip16 table (a tied lm_head) is read element by element.
+    if (!call.portableOnly && w.quant().layout == QuantLayout::Rows)
       opt::dequantizeRow(w.dtype() == DType::Int4, w.data(), w.quant().scales,
                          w.quant().scalesDType == DType::Float16, w.quant().groupSize, dim, v,
                          po + i * dim);

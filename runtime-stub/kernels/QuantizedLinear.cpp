@@ -51,6 +51,12 @@ Error checkQuantizedWeight(const Tensor &w, const char *what) {
                            std::to_string(in) + " in-features");
   if (q.scalesDType != DType::Float16 && q.scalesDType != DType::Float32)
     return invalidArgument(std::string(what) + " " + w.describe() + ": scales must be f16 or f32");
+  if (q.layout == QuantLayout::Int4Strip16 &&
+      (w.dtype() != DType::Int4 || !strip16::applies(w.dim(0), in, q.groupSize)))
+    return invalidArgument(std::string(what) + " " + w.describe() +
+                           ": layout Int4Strip16 needs out % 16 == 0, in % 32 == 0 and a group "
+                           "size that is a multiple of 32 (group " +
+                           std::to_string(q.groupSize) + ")");
   if ((w.numel() > 0 && !w.data()) || (w.numel() > 0 && !q.scales))
     return invalidArgument(std::string(what) + " " + w.describe() + " has no data");
   return Error::success();
@@ -62,6 +68,13 @@ void dequantizeSpan(const Tensor &w, int64_t row, int64_t col0, int64_t len, flo
   const int64_t groupsPerRow = in / group;
   int64_t c = col0;
   const int64_t end = col0 + len;
+  if (q.layout == QuantLayout::Int4Strip16) { // element by element (embedding rows, reference)
+    const uint8_t *data = w.dataAs<uint8_t>();
+    for (; c < end; ++c)
+      *out++ = static_cast<float>(strip16::value(data, in, row, c)) *
+               scaleAt(q, strip16::scaleIndex(groupsPerRow, row, c / group));
+    return;
+  }
   while (c < end) {
     // One group segment: a single scale.
     int64_t g = c / group;
@@ -137,6 +150,7 @@ Error runQuantizedLinear(const KernelCall &call, const Tensor &x, const Tensor &
     args.scales = w.quant().scales;
     args.scalesF16 = w.quant().scalesDType == DType::Float16;
     args.group = w.quant().groupSize;
+    args.strip16 = w.quant().layout == QuantLayout::Int4Strip16;
     args.bias = bias ? bias->dataAs<float>() : nullptr;
     args.y = out.mutableDataAs<float>();
     args.ldy = outF;

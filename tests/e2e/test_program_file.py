@@ -16,7 +16,7 @@ def check_layout(label, path):
     data = open(path, "rb").read()
     h = harness.read_header(data)
     assert h["magic"] == b"KILNPRG\0", f"[{label}] magic {h['magic']!r}"
-    assert h["format_version"] == 1, f"[{label}] format_version {h['format_version']}"
+    assert h["format_version"] == 2, f"[{label}] format_version {h['format_version']}"
     assert h["header_size"] == 64 and h["flatbuffer_offset"] == 64, f"[{label}] {h}"
     assert h["file_size"] == len(data), f"[{label}] header file_size {h['file_size']} != {len(data)}"
     assert h["reserved"] == 0, f"[{label}] reserved {h['reserved']}"

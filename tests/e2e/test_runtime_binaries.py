@@ -58,7 +58,7 @@ def test_inspect_json(mlp_program, tool):
         assert key in info, f"{tool} inspect --json lacks '{key}': {sorted(info)}"
     size = os.path.getsize(mlp_program)
     assert info["file_bytes"] == size, f"file_bytes {info['file_bytes']} != {size}"
-    assert info["format_version"] == 1
+    assert info["format_version"] == 2
     weights = sum(p.numel() * 4 for p in models.make_mlp().parameters())
     assert weights <= info["constant_bytes"] < size, (
         f"constant_bytes {info['constant_bytes']}: weights are {weights} bytes, file {size} bytes")

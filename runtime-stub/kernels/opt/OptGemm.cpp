@@ -35,6 +35,7 @@
 #include "hwy/highway.h"
 
 #include "runtime-stub/core/DType.h"
+#include "runtime-stub/core/QuantLayout.h"
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
@@ -290,13 +291,55 @@ void DequantInt4Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst,
   }
 }
 
+// One Int4Strip16 weight row (core/QuantLayout.h) in column order: a block's
+// 4 bytes per vector are spread to 8 nibbles (32 per block), then widened like
+// DequantInt4Row (stored nibbles are already unsigned n + 8).
+void DequantStrip16Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<uint8_t, decltype(d)> d8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t in = a.in, groups = in / a.group, lane = o % strip16::kChannels;
+  const uint8_t *HWY_RESTRICT strip =
+      static_cast<const uint8_t *>(a.w) + (o / strip16::kChannels) * strip16::kChannels * (in / 2);
+  alignas(64) uint8_t nib[strip16::kBlockCols];
+  alignas(16) uint32_t words[4];
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Full128<uint32_t> d32;
+  const auto nibMask = hn::Set(d32, 0x0F0F0F0Fu);
+#endif
+  for (int64_t c0 = 0; c0 < in; c0 += strip16::kBlockCols) {
+    const int64_t b = c0 / strip16::kBlockCols;
+    for (int64_t v = 0; v < 4; ++v)
+      std::memcpy(&words[v], strip + ((b * 4 + v) * strip16::kChannels + lane) * 4, 4);
+    // words[v] holds columns 8v..8v+3 (low nibbles) and 8v+4..8v+7 (high).
+#if HWY_TARGET != HWY_SCALAR
+    const auto w = hn::Load(d32, words);
+    const auto lo = hn::And(w, nibMask), hi = hn::And(hn::ShiftRight<4>(w), nibMask);
+    hn::Store(hn::InterleaveLower(d32, lo, hi), d32, reinterpret_cast<uint32_t *>(nib));
+    hn::Store(hn::InterleaveUpper(d32, lo, hi), d32, reinterpret_cast<uint32_t *>(nib + 16));
+#else
+    for (int64_t v = 0; v < 4; ++v) {
+      const uint32_t lo = words[v] & 0x0F0F0F0Fu, hi = (words[v] >> 4) & 0x0F0F0F0Fu;
+      std::memcpy(nib + v * 8, &lo, 4);
+      std::memcpy(nib + v * 8 + 4, &hi, 4);
+    }
+#endif
+    const float sc = scaleAt(a, strip16::scaleIndex(groups, o, c0 / a.group));
+    const auto vs = hn::Set(d, sc), v8s = hn::Set(d, 8.0f * sc);
+    for (int64_t k = 0; k < strip16::kBlockCols; k += N)
+      hn::StoreU(hn::MulSub(hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, nib + k))), vs, v8s),
+                 d, dst + c0 + k);
+  }
+}
+
 // Packs k in [k0, k1) of x rows [r0, r0 + nr) into xp (layout in the header).
 void PackX(const LinearArgs &a, int64_t r0, int64_t nr, float *HWY_RESTRICT xp, int64_t k0,
            int64_t k1) {
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t R = kRV * N, K = a.in, half = K / 2;
-  const bool split = a.kind == WeightKind::Int4;
+  const bool split = a.kind == WeightKind::Int4 && !a.strip16; // strip16 rows: column order
   for (int64_t b = 0; b * R < nr; ++b) {
     float *HWY_RESTRICT blk = xp + b * K * R;
     const int64_t rows = std::min(R, nr - b * R);
@@ -399,6 +442,8 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
         for (int64_t j = 0; j < no; ++j) {
           if (a.kind == WeightKind::Int8)
             DequantInt8Row(a, o + j, deq + j * K, scaleBuf);
+          else if (a.strip16)
+            DequantStrip16Row(a, o + j, deq + j * K);
           else
             DequantInt4Row(a, o + j, deq + j * K, scaleBuf);
         }

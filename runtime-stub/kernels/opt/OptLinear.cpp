@@ -30,6 +30,7 @@
 #include "hwy/highway.h"
 
 #include "runtime-stub/core/DType.h"
+#include "runtime-stub/core/QuantLayout.h"
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
@@ -286,6 +287,30 @@ void splitInt4X(const float *x, int64_t rows, int64_t in, float *dst) {
   }
 }
 
+namespace {
+
+// Int4Strip16 weight as f32, one row at a time (only when x is not finite,
+// which the integer kernel cannot represent).
+void strip16Reference(const LinearArgs &a, int64_t o0, int64_t o1) {
+  std::vector<float> row(static_cast<size_t>(a.in));
+  const int64_t groups = a.in / a.group;
+  const uint8_t *data = static_cast<const uint8_t *>(a.w);
+  for (int64_t o = o0; o < o1; ++o) {
+    for (int64_t c = 0; c < a.in; ++c)
+      row[c] = static_cast<float>(strip16::value(data, a.in, o, c)) *
+               scaleAt(a, strip16::scaleIndex(groups, o, c / a.group));
+    for (int64_t r = 0; r < a.rows; ++r) {
+      const float *x = a.x + r * a.in;
+      float s = 0.0f;
+      for (int64_t c = 0; c < a.in; ++c)
+        s += x[c] * row[c];
+      a.y[r * a.ldy + o] = s + (a.bias ? a.bias[o] : 0.0f);
+    }
+  }
+}
+
+} // namespace
+
 void linear(const LinearArgs &args, ThreadPool *pool) {
   if (args.rows <= 0 || args.out <= 0)
     return;
@@ -297,6 +322,10 @@ void linear(const LinearArgs &args, ThreadPool *pool) {
   // Quantized weights, few rows (decode): integer dot products (OptQuant.h).
   if (quantGemvApplies(args) && quantLinear(args, pool))
     return;
+  if (args.strip16) { // x holds inf / nan: f32 products keep their semantics
+    strip16Reference(args, 0, args.out);
+    return;
+  }
   std::vector<float> split;
   const float *xs = nullptr;
   if (args.kind == WeightKind::Int4) {

@@ -35,6 +35,9 @@ struct LinearArgs {
   const void *scales = nullptr; // quantized kinds only
   bool scalesF16 = false;
   int64_t group = 0;            // quantized kinds only
+  /// Int4 only: w and scales are in the Int4Strip16 layout (core/QuantLayout.h)
+  /// instead of rows. Only `linear` / `gemm` read it (not linearRange).
+  bool strip16 = false;
   const float *bias = nullptr;  // [out] or null
   float *y = nullptr;
   int64_t ldy = 0;

@@ -39,6 +39,7 @@
 #include "hwy/highway.h"
 
 #include "runtime-stub/core/DType.h"
+#include "runtime-stub/core/QuantLayout.h"
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
@@ -149,6 +150,25 @@ struct O128 {
     return _mm_add_epi32(acc, _mm_madd_epi16(p, _mm_set1_epi16(1)));
 #endif
   }
+  // Int4Strip16 kernel (StripSimd).
+  static I Set32(int32_t v) { return _mm_set1_epi32(v); }
+  static I Bcast32(const int8_t *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm_set1_epi32(v);
+  }
+  static I Add32(I a, I b) { return _mm_add_epi32(a, b); }
+  static I Add16(I a, I b) { return _mm_add_epi16(a, b); }
+  static I Sar4(I a) { return _mm_srai_epi32(a, 4); }
+  static I Maddubs(I u, I s) { return _mm_maddubs_epi16(u, s); }
+  static I Madd1(I a) { return _mm_madd_epi16(a, _mm_set1_epi16(1)); }
+  static void StoreF(float *p, F v) { _mm_storeu_ps(p, v); }
+  static F StripScalesF16(const uint16_t *p) { // no F16C before AVX2
+    alignas(16) float t[4];
+    for (int l = 0; l < 4; ++l)
+      t[l] = halfBitsToFloat(p[l]);
+    return _mm_load_ps(t);
+  }
   // Scales g0 .. g0+G-1 of a row, each on 4/G consecutive lanes.
   template <int G>
   static F Expand(const LinearArgs &a, int64_t g0) {
@@ -218,6 +238,22 @@ struct O256 {
     const I p = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
   }
+  // Int4Strip16 kernel (StripSimd).
+  static I Set32(int32_t v) { return _mm256_set1_epi32(v); }
+  static I Bcast32(const int8_t *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+  }
+  static I Add32(I a, I b) { return _mm256_add_epi32(a, b); }
+  static I Add16(I a, I b) { return _mm256_add_epi16(a, b); }
+  static I Sar4(I a) { return _mm256_srai_epi32(a, 4); }
+  static I Maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  static I Madd1(I a) { return _mm256_madd_epi16(a, _mm256_set1_epi16(1)); }
+  static void StoreF(float *p, F v) { _mm256_storeu_ps(p, v); }
+  static F StripScalesF16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i *>(p)));
+  }
   // Scales g0 .. g0+G-1, each on 8/G consecutive lanes (G = 2 or 4).
   template <int G>
   static F Expand(const LinearArgs &a, int64_t g0) {
@@ -251,6 +287,11 @@ struct O512 {
     asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u), "v"(s));
     return acc;
   }
+  // acc + u . (the 4 bytes at p broadcast to every lane), one instruction.
+  static I DotUBcast(I acc, I u, const int8_t *p) {
+    asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(u), "m"(*reinterpret_cast<const int32_t *>(p)));
+    return acc;
+  }
   static I Dot4(I acc, I lo, I xe, I hi, I xo) { return DotU(DotU(acc, lo, xe), hi, xo); }
   static I Dot8(I acc, I w, I x) { return DotU(acc, Xor(w, Set8(0x80)), x); }
 #else
@@ -266,6 +307,22 @@ struct O512 {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(p, _mm512_set1_epi16(1)));
   }
 #endif
+  // Int4Strip16 kernel (StripSimd).
+  static I Set32(int32_t v) { return _mm512_set1_epi32(v); }
+  static I Bcast32(const int8_t *p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  static I Add32(I a, I b) { return _mm512_add_epi32(a, b); }
+  static I Add16(I a, I b) { return _mm512_add_epi16(a, b); }
+  static I Sar4(I a) { return _mm512_srai_epi32(a, 4); }
+  static I Maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+  static I Madd1(I a) { return _mm512_madd_epi16(a, _mm512_set1_epi16(1)); }
+  static void StoreF(float *p, F v) { _mm512_storeu_ps(p, v); }
+  static F StripScalesF16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+  }
   // Scales g0 .. g0+G-1, each on 16/G consecutive lanes (G = 2 or 4).
   template <int G>
   static F Expand(const LinearArgs &a, int64_t g0) {
@@ -496,6 +553,169 @@ void RangeT(const Plan &p, int64_t o0, int64_t o1) {
   }
 }
 
+// ---- Int4Strip16 weights (core/QuantLayout.h) ---------------------------------
+// A 64-byte vector holds 8 columns (4 bytes: low nibbles 4 columns, high nibbles
+// the next 4) of 16 output channels, int32 lane l = channel l. Its products
+// with x need x's 4 bytes of each half broadcast to every lane: no x reordering,
+// no horizontal sums, and one int32 -> f32 conversion per 32-column block.
+// Stored nibbles are u = q + 8; the block's correction corr_b = -8 * sum of its
+// x bytes (Plan::corr, one per block) starts the int32 sum. With VNNI the high
+// nibbles are used in place as 16 u (w & 0xF0, no shift): their sum is 16x the
+// wanted one and is shifted back (exact) before adding. Without VNNI the
+// nibbles are isolated and the 8 pmaddubsw pair sums of a block (each <= 2 * 15
+// * 127) are added in int16 (<= 30480) before one pmaddwd.
+// Plan fields here: xq [rows, in] in column order; xs / corr [rows, lanes] with
+// lanes = in / 32 (one per block); groupsPerRow = in / group.
+
+#if KILN_Q_WIDTH >= 16
+// out[r * 16 + l] = y[r0 + r][16 s + l] (no bias) for R x rows. One flat loop
+// over the 32-column blocks with running pointers: a group loop around it cost
+// as many scalar instructions per block as the block's vector work (group 32).
+template <class O, int R, bool kF16>
+HWY_INLINE void StripSimd(const Plan &p, int64_t s, int64_t r0, float *out) {
+  using I = typename O::I;
+  using F = typename O::F;
+  const LinearArgs &a = *p.a;
+  constexpr int64_t W = O::kBytes, L = W / 4, NH = 64 / W; // sub-vectors per 64 bytes
+  const int64_t in = a.in, blocks = in / 32, blocksPerGroup = a.group / 32;
+  const uint8_t *wb = static_cast<const uint8_t *>(a.w) + s * 16 * (in / 2);
+  const int64_t scale0 = s * p.groupsPerRow * 16;
+  const uint16_t *sh = static_cast<const uint16_t *>(a.scales) + scale0;
+  const float *sf = static_cast<const float *>(a.scales) + scale0;
+  const int8_t *xb[R];
+  const float *xsp[R];
+  const int32_t *cp[R];
+  F acc[R][NH];
+  for (int r = 0; r < R; ++r) {
+    xb[r] = p.xq + (r0 + r) * in;
+    xsp[r] = p.xs + (r0 + r) * p.lanes;
+    cp[r] = p.corr + (r0 + r) * p.lanes;
+    for (int h = 0; h < NH; ++h)
+      acc[r][h] = O::ZeroF();
+  }
+  const I nib = O::Set8(0x0F);
+  [[maybe_unused]] const I nibHi = O::Set8(static_cast<char>(0xF0));
+  const char *pf = reinterpret_cast<const char *>(wb) + p.prefetch;
+  F ws[NH];
+  int64_t left = 0; // blocks left in the current scale group
+  for (int64_t b = 0; b < blocks; ++b, wb += 256, pf += 256) {
+    if (left == 0) {
+      for (int h = 0; h < NH; ++h)
+        ws[h] = kF16 ? O::StripScalesF16(sh + h * L) : O::LoadF(sf + h * L);
+      sh += 16;
+      sf += 16;
+      left = blocksPerGroup;
+    }
+    --left;
+    for (int k = 0; k < 4; ++k)
+      _mm_prefetch(pf + k * 64, _MM_HINT_T0);
+    I lo[4][NH], hi[4][NH];
+    for (int v = 0; v < 4; ++v)
+      for (int h = 0; h < NH; ++h) {
+        I wv = O::Load(wb + v * 64 + h * W);
+        asm("" : "+v"(wv)); // one load, not one folded into each And
+        lo[v][h] = O::And(wv, nib);
+        hi[v][h] = kVnni ? O::And(wv, nibHi) : O::And(O::Shr4(wv), nib);
+      }
+    for (int r = 0; r < R; ++r) {
+#if HWY_TARGET != HWY_AVX3_DL // (AVX3_DL broadcasts inside vpdpbusd)
+      I xd[8];
+      for (int k = 0; k < 8; ++k)
+        xd[k] = O::Bcast32(xb[r] + 32 * b + 4 * k);
+#endif
+      const F xs = O::Set(xsp[r][b]);
+      const I corr = O::Set32(cp[r][b]);
+      for (int h = 0; h < NH; ++h) {
+        I dot;
+#if HWY_TARGET == HWY_AVX3_DL
+        I dl = corr, dh = O::Zero();
+        for (int v = 0; v < 4; ++v) {
+          dl = O::DotUBcast(dl, lo[v][h], xb[r] + 32 * b + 8 * v);
+          dh = O::DotUBcast(dh, hi[v][h], xb[r] + 32 * b + 8 * v + 4);
+        }
+        dot = O::Add32(dl, O::Sar4(dh));
+#else
+        I p16 = O::Maddubs(lo[0][h], xd[0]);
+        p16 = O::Add16(p16, O::Maddubs(hi[0][h], xd[1]));
+        for (int v = 1; v < 4; ++v) {
+          p16 = O::Add16(p16, O::Maddubs(lo[v][h], xd[2 * v]));
+          p16 = O::Add16(p16, O::Maddubs(hi[v][h], xd[2 * v + 1]));
+        }
+        dot = O::Add32(corr, O::Madd1(p16));
+#endif
+        acc[r][h] = O::MulAdd(O::Cvt(dot), O::Mul(ws[h], xs), acc[r][h]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int h = 0; h < NH; ++h)
+      O::StoreF(out + r * 16 + h * L, acc[r][h]);
+}
+#endif
+
+// Scalar version of the same math (same int32 block dots).
+template <int R>
+HWY_INLINE void StripScalar(const Plan &p, int64_t s, int64_t r0, float *out) {
+  const LinearArgs &a = *p.a;
+  const int64_t in = a.in, groups = p.groupsPerRow;
+  const uint8_t *w = static_cast<const uint8_t *>(a.w) + s * 16 * (in / 2);
+  for (int64_t l = 0; l < 16; ++l)
+    for (int r = 0; r < R; ++r) {
+      float acc = 0.0f;
+      for (int64_t b = 0; b < in / 32; ++b) {
+        const int8_t *xb = p.xq + (r0 + r) * in + b * 32;
+        const int64_t xi = (r0 + r) * p.lanes + b;
+        int32_t dot = p.corr[xi];
+        for (int v = 0; v < 4; ++v)
+          for (int j = 0; j < 4; ++j) {
+            const uint8_t byte = w[b * 256 + v * 64 + l * 4 + j];
+            dot += (byte & 0x0F) * xb[8 * v + j] + (byte >> 4) * xb[8 * v + 4 + j];
+          }
+        const float ws = scaleAt(a, (s * groups + b * 32 / a.group) * 16 + l);
+        acc += static_cast<float>(dot) * (ws * p.xs[xi]);
+      }
+      out[r * 16 + l] = acc;
+    }
+}
+
+template <int R>
+HWY_INLINE void Strip(const Plan &p, int64_t s, int64_t r0, float *out) {
+#if KILN_Q_WIDTH == 64
+  p.a->scalesF16 ? StripSimd<O512, R, true>(p, s, r0, out) : StripSimd<O512, R, false>(p, s, r0, out);
+#elif KILN_Q_WIDTH == 32
+  p.a->scalesF16 ? StripSimd<O256, R, true>(p, s, r0, out) : StripSimd<O256, R, false>(p, s, r0, out);
+#elif KILN_Q_WIDTH == 16
+  p.a->scalesF16 ? StripSimd<O128, R, true>(p, s, r0, out) : StripSimd<O128, R, false>(p, s, r0, out);
+#else
+  StripScalar<R>(p, s, r0, out);
+#endif
+}
+
+// Strips [s0, s1) for all x rows.
+void StripRange(const Plan &p, int64_t s0, int64_t s1) {
+  const LinearArgs &a = *p.a;
+  alignas(64) float v[4 * 16];
+  for (int64_t s = s0; s < s1; ++s) {
+    for (int64_t r = 0; r < a.rows;) {
+      const int64_t n = std::min<int64_t>(4, a.rows - r);
+      if (n == 4)
+        Strip<4>(p, s, r, v);
+      else if (n == 3)
+        Strip<3>(p, s, r, v);
+      else if (n == 2)
+        Strip<2>(p, s, r, v);
+      else
+        Strip<1>(p, s, r, v);
+      for (int64_t k = 0; k < n; ++k) {
+        float *y = a.y + (r + k) * a.ldy + s * 16;
+        for (int64_t l = 0; l < 16; ++l)
+          y[l] = v[k * 16 + l] + (a.bias ? a.bias[s * 16 + l] : 0.0f);
+      }
+      r += n;
+    }
+  }
+}
+
 /// Quantizes x[0, in) (in % 32 == 0) to q (column order) with block scales
 /// bs[b] = max|x_b| / 127; false if some value is inf or nan.
 bool QuantizeRow(const float *HWY_RESTRICT x, int64_t in, int8_t *HWY_RESTRICT q,
@@ -576,6 +796,7 @@ namespace opt {
 HWY_EXPORT(QuantWidth);
 HWY_EXPORT(QuantizeRow);
 HWY_EXPORT(QuantRange);
+HWY_EXPORT(StripRange);
 HWY_EXPORT(QuantTargetNameImpl);
 
 namespace {
@@ -585,6 +806,21 @@ namespace {
 // inf / nan semantics).
 bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *corr,
              int8_t *tmp, float *blockScale) {
+  if (a.strip16) { // column order, one scale and correction per 32-column block
+    const int64_t blocks = a.in / kQuantBlock;
+    for (int64_t r = 0; r < a.rows; ++r) {
+      int8_t *q = xq + r * a.in;
+      if (!HWY_DYNAMIC_DISPATCH(QuantizeRow)(a.x + r * a.in, a.in, q, xs + r * blocks))
+        return false;
+      for (int64_t b = 0; b < blocks; ++b) {
+        int32_t sum = 0;
+        for (int64_t k = 0; k < kQuantBlock; ++k)
+          sum += q[b * kQuantBlock + k];
+        corr[r * blocks + b] = -8 * sum;
+      }
+    }
+    return true;
+  }
   const bool i4 = a.kind == WeightKind::Int4;
   const int64_t in = a.in, lanes = i4 ? in / 8 : in / 4, lanesPerBlock = i4 ? 4 : 8;
   const int64_t perLane = i4 ? 8 : 4, offset = i4 ? 8 : 128;
@@ -636,6 +872,9 @@ struct Buffers {
 } // namespace
 
 bool quantGemvApplies(const LinearArgs &a) {
+  if (a.strip16)
+    return a.kind == WeightKind::Int4 && a.rows >= 1 && a.rows <= kQuantGemvMaxRows &&
+           strip16::applies(a.out, a.in, a.group);
   return (a.kind == WeightKind::Int8 || a.kind == WeightKind::Int4) && a.rows >= 1 &&
          a.rows <= kQuantGemvMaxRows && a.in > 0 && a.in % kQuantBlock == 0 && a.group > 0 &&
          a.group % kQuantBlock == 0 && a.in % a.group == 0;
@@ -669,6 +908,18 @@ bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
   p.rowBytes = i4 ? a.in / 2 : a.in;
   p.groupsPerRow = a.in / a.group;
   p.prefetch = i4 ? kPrefetchBytesInt4 : kPrefetchBytesInt8;
+  if (a.strip16) {
+    p.lanes = a.in / kQuantBlock;
+    const int64_t strips = a.out / strip16::kChannels;
+    if (!pool || pool->numThreads() <= 1) {
+      HWY_DYNAMIC_DISPATCH(StripRange)(p, 0, strips);
+      return true;
+    }
+    const int64_t grain = std::max<int64_t>(1, (16 * 1024) / (strip16::kChannels * p.rowBytes));
+    pool->parallelFor(strips, grain,
+                      [&](int64_t b, int64_t e) { HWY_DYNAMIC_DISPATCH(StripRange)(p, b, e); });
+    return true;
+  }
   if (!pool || pool->numThreads() <= 1) {
     HWY_DYNAMIC_DISPATCH(QuantRange)(p, 0, a.out);
     return true;

@@ -3,7 +3,7 @@
 // Two methods sharing one weight: the weight is stored once (segment 0) and
 // both methods point at it. The splat bias is expanded to 2 x f32 = 8 bytes and
 // lands at the next 64-byte boundary (offset 64), the 2 x i64 shape at 128.
-// CHECK: program version 1
+// CHECK: program version 2
 // CHECK-NEXT: metadata producer = "kiln
 // CHECK-NEXT: metadata model = "tiny"
 // CHECK-NEXT: segment 0 offset 0 size 24

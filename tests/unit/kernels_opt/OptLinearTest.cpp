@@ -66,9 +66,26 @@ struct Weight {
   std::vector<float> scalesF;
   std::vector<uint16_t> scalesH;
   std::vector<float> dequant;
+  // Int4Strip16 copy of bytes / scales (core/QuantLayout.h) when strip16 is set:
+  // view() and argsFor() then hand the kernels the repacked weight.
+  bool strip16 = false;
+  std::vector<uint8_t> packedBytes, packedScales;
 
   const void *scales() const {
+    if (strip16)
+      return packedScales.data();
     return scalesF16 ? static_cast<const void *>(scalesH.data()) : scalesF.data();
+  }
+  const void *quantBytes() const { return strip16 ? packedBytes.data() : bytes.data(); }
+  void packStrip16() {
+    strip16 = true;
+    packedBytes.resize(bytes.size());
+    strip16::packData(bytes.data(), out, in, packedBytes.data());
+    const int64_t elem = scalesF16 ? 2 : 4;
+    const uint8_t *rows = scalesF16 ? reinterpret_cast<const uint8_t *>(scalesH.data())
+                                    : reinterpret_cast<const uint8_t *>(scalesF.data());
+    packedScales.resize(static_cast<size_t>(out * (in / group) * elem));
+    strip16::packScales(rows, out, in / group, elem, packedScales.data());
   }
   float scale(int64_t i) const { return scalesF16 ? rt::halfToFloat(scalesH[i]) : scalesF[i]; }
 
@@ -79,8 +96,9 @@ struct Weight {
     q.groupSize = group;
     q.scalesDType = scalesF16 ? DType::Float16 : DType::Float32;
     q.scales = scales();
+    q.layout = strip16 ? QuantLayout::Int4Strip16 : QuantLayout::Rows;
     return Tensor::borrowQuantized(kind == opt::WeightKind::Int8 ? DType::Int8 : DType::Int4,
-                                   Shape{out, in}, bytes.data(), q);
+                                   Shape{out, in}, quantBytes(), q);
   }
 };
 
@@ -157,10 +175,11 @@ opt::LinearArgs argsFor(const Weight &w, const std::vector<float> &x, int64_t ro
   a.out = w.out;
   a.kind = w.kind;
   a.w = w.kind == opt::WeightKind::F32 ? static_cast<const void *>(w.f32.data())
-                                       : static_cast<const void *>(w.bytes.data());
+                                       : w.quantBytes();
   a.scales = w.kind == opt::WeightKind::F32 ? nullptr : w.scales();
   a.scalesF16 = w.scalesF16;
   a.group = w.group;
+  a.strip16 = w.strip16;
   a.bias = bias ? bias->data() : nullptr;
   a.y = y->data();
   a.ldy = w.out;
@@ -175,6 +194,7 @@ bool quantPath(const Weight &w, int64_t rows) {
   a.out = w.out;
   a.kind = w.kind;
   a.group = w.group;
+  a.strip16 = w.strip16;
   return opt::quantGemvApplies(a);
 }
 
@@ -208,7 +228,8 @@ int compare(const Weight &w, const std::vector<float> &x, int64_t rows,
       const double qtol = quant ? quantTolerance(w, x.data() + r * w.in, o) : 0.0;
       const double tol = kRelTol * mag + qtol + 1e-30;
       if (!(std::fabs(g - e) <= tol) && bad++ < 3)
-        ADD_FAILURE() << what << " linear " << kindName(w.kind) << " x[" << rows << "," << w.in
+        ADD_FAILURE() << what << " linear " << kindName(w.kind)
+                      << (w.strip16 ? " (Int4Strip16)" : "") << " x[" << rows << "," << w.in
                       << "] w[" << w.out << "," << w.in << "] group " << w.group
                       << (w.scalesF16 ? " f16" : " f32") << " scales, bias " << (bias != nullptr)
                       << ": y[" << r << "][" << o << "] = " << g << ", portable " << e
@@ -469,7 +490,8 @@ int checkQuantCase(const Weight &w, const std::vector<float> &x, int64_t rows,
   for (size_t i = 0; i < ref.size(); ++i) {
     const double tol = kRelTol * mag[i] + 1e-30;
     if (!(std::fabs(got[i] - ref[i]) <= tol) && bad++ < 3)
-      ADD_FAILURE() << what << " quantized GEMV " << kindName(w.kind) << " x[" << rows << ","
+      ADD_FAILURE() << what << " quantized GEMV " << kindName(w.kind)
+                    << (w.strip16 ? " (Int4Strip16)" : "") << " x[" << rows << ","
                     << w.in << "] w[" << w.out << "," << w.in << "] group " << w.group
                     << (w.scalesF16 ? " f16" : " f32") << " scales, bias " << (bias != nullptr)
                     << ": y[" << i / w.out << "][" << i % w.out << "] = " << got[i]
@@ -592,6 +614,116 @@ TEST_F(OptLinear, QuantGemvNonFiniteInputFallsBackToF32) {
     for (int64_t o = 0; o < w.out; ++o)
       EXPECT_EQ(std::isnan(got[o]), std::isnan(want[o])) << kindName(kind) << " y[" << o << "]";
   }
+}
+
+// ---------------------------------------------------------------------------
+// Int4Strip16 weights (core/QuantLayout.h): the compiler's repacked int4 layout.
+
+/// Random Int4Strip16 cases: out = 16 * (1..12), in = group * k (32..1536),
+/// group 32 / 64 / 128, rows 1..8 (quantized GEMV) or 9..40 (GEMM, every
+/// fourth case), f16 / f32 scales, with and without bias. Each is compared with
+/// the exact quantized reference (GEMV) and with the portable kernel reading
+/// the same repacked bytes. Returns cases run.
+int runStrip16Cases(std::mt19937 &rng, rt::ThreadPool *pool, int iters, const std::string &what) {
+  std::uniform_int_distribution<int> stripsD(1, 12), rowsD(1, 8), bigRowsD(9, 40), kD(1, 12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  int cases = 0;
+  for (int iter = 0; iter < iters; ++iter) {
+    const int64_t groups[3] = {32, 64, 128};
+    const int64_t group = groups[iter % 3], in = group * kD(rng), out = 16 * stripsD(rng);
+    const bool gemm = iter % 4 == 3;
+    const int64_t rows = gemm ? bigRowsD(rng) : rowsD(rng);
+    Weight w = makeWeight(rng, opt::WeightKind::Int4, out, in, group, iter % 2 == 0);
+    w.packStrip16();
+    std::vector<float> x(static_cast<size_t>(rows * in)), bias(static_cast<size_t>(out));
+    for (auto &v : x)
+      v = normal(rng) * (iter % 5 == 1 ? 100.0f : 1.0f);
+    if (iter % 7 == 3) // a block of zeros (scale 0)
+      std::fill(x.begin(), x.begin() + 32, 0.0f);
+    for (auto &v : bias)
+      v = normal(rng);
+    const std::vector<float> *b = iter % 2 ? &bias : nullptr;
+    int bad = 0;
+    if (gemm) {
+      std::vector<float> got;
+      opt::linear(argsFor(w, x, rows, b, &got), pool);
+      bad = compare(w, x, rows, b, got, portable(w, x, rows, b), what + " (GEMM)");
+    } else {
+      bad = checkQuantCase(w, x, rows, b, pool, what);
+    }
+    if (bad > 0)
+      return cases;
+    ++cases;
+  }
+  return cases;
+}
+
+TEST_F(OptLinear, Strip16EveryTargetMatchesReference) {
+  for (int64_t t : compiledTargets()) {
+    hwy::SetSupportedTargetsForTest(t);
+    std::mt19937 rng(static_cast<unsigned>(t & 0xFFFF) + 21);
+    EXPECT_EQ(runStrip16Cases(rng, nullptr, 24, std::string("target ") + hwy::TargetName(t)), 24)
+        << "target " << hwy::TargetName(t);
+  }
+  hwy::SetSupportedTargetsForTest(HWY_STATIC_TARGET);
+  std::mt19937 rng(22);
+  EXPECT_EQ(runStrip16Cases(rng, nullptr, 8, "static target"), 8);
+}
+
+TEST_F(OptLinear, Strip16ThreadPoolMatchesReference) {
+  rt::ThreadPool pool(3);
+  std::mt19937 rng(23);
+  EXPECT_EQ(runStrip16Cases(rng, &pool, 12, "3 threads"), 12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Weight w = makeWeight(rng, opt::WeightKind::Int4, 1536, 576, 32, true); // MobileLLM-125M up
+  w.packStrip16();
+  std::vector<float> x(576), bias(1536);
+  for (auto &v : x)
+    v = normal(rng);
+  for (auto &v : bias)
+    v = normal(rng);
+  EXPECT_EQ(checkQuantCase(w, x, 1, &bias, &pool, "3 threads, 1536 x 576"), 0);
+}
+
+TEST_F(OptLinear, Strip16NonFiniteInputFallsBackToF32) {
+  std::mt19937 rng(24);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  Weight w = makeWeight(rng, opt::WeightKind::Int4, 32, 64, 32, true);
+  w.packStrip16();
+  std::vector<float> x(64);
+  for (auto &v : x)
+    v = normal(rng);
+  x[5] = std::numeric_limits<float>::infinity();
+  x[40] = std::nanf("");
+  std::vector<float> got;
+  opt::LinearArgs a = argsFor(w, x, 1, nullptr, &got);
+  EXPECT_FALSE(opt::quantLinear(a, nullptr));
+  opt::linear(a, nullptr);
+  std::vector<float> want = portable(w, x, 1, nullptr);
+  for (int64_t o = 0; o < w.out; ++o)
+    EXPECT_EQ(std::isnan(got[o]), std::isnan(want[o])) << "Int4Strip16 y[" << o << "]";
+}
+
+TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
+  // Every element and scale of a packed weight reads back as the row-layout one.
+  std::mt19937 rng(25);
+  for (int64_t group : {32, 64}) {
+    Weight w = makeWeight(rng, opt::WeightKind::Int4, 48, 128, group, true);
+    w.packStrip16();
+    const int64_t groups = w.in / group;
+    for (int64_t o = 0; o < w.out; ++o)
+      for (int64_t c = 0; c < w.in; ++c) {
+        ASSERT_EQ(strip16::value(w.packedBytes.data(), w.in, o, c), weightInt(w, o, c))
+            << "element (" << o << ", " << c << ") group " << group;
+        uint16_t h;
+        std::memcpy(&h, w.packedScales.data() + 2 * strip16::scaleIndex(groups, o, c / group), 2);
+        ASSERT_EQ(h, w.scalesH[o * groups + c / group]) << "scale (" << o << ", " << c / group << ")";
+      }
+  }
+  EXPECT_TRUE(strip16::applies(1536, 576, 32));
+  EXPECT_FALSE(strip16::applies(40, 576, 32)); // out not a multiple of 16
+  EXPECT_FALSE(strip16::applies(48, 80, 16));  // group not a multiple of 32
+  EXPECT_FALSE(strip16::applies(48, 96, 64));  // group does not divide in
 }
 
 // Cold-cache GEMV micro-benchmark (run with --gtest_also_run_disabled_tests

@@ -233,7 +233,7 @@ TEST(Program, RunAndInspectCommands) {
   ASSERT_EQ(rc, 0);
   std::ifstream in(jsonPath);
   std::string json((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_NE(json.find("\"format_version\": 1"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"format_version\": 2"), std::string::npos) << json;
   EXPECT_NE(json.find("\"constant_bytes\": 32"), std::string::npos) << json;
   EXPECT_NE(json.find("\"ops\": {\"binary\": 1, \"linear\": 1, \"reduce\": 1}"), std::string::npos) << json;
   EXPECT_NE(json.find("\"instructions\": 3"), std::string::npos) << json;

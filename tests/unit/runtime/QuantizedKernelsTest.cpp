@@ -31,13 +31,25 @@ struct TestWeight {
   std::vector<uint8_t> data;   // i8 values, or packed i4
   std::vector<uint8_t> scales; // f16 or f32 bytes
   std::vector<float> dequant;  // [out, in]
+  QuantLayout layout = QuantLayout::Rows;
 
   Tensor view() const {
     rt::QuantParams q;
     q.groupSize = group;
     q.scalesDType = scalesDType;
     q.scales = scales.data();
+    q.layout = layout;
     return Tensor::borrowQuantized(dtype, Shape{out, in}, data.data(), q);
+  }
+  /// Repacks an int4 weight into the Int4Strip16 layout (core/QuantLayout.h).
+  void repackStrip16() {
+    std::vector<uint8_t> d(data.size()), s(scales.size());
+    strip16::packData(data.data(), out, in, d.data());
+    strip16::packScales(scales.data(), out, in / group, scalesDType == DType::Float16 ? 2 : 4,
+                        s.data());
+    data = d;
+    scales = s;
+    layout = QuantLayout::Int4Strip16;
   }
 };
 
@@ -137,6 +149,8 @@ TProgram quantizedProgram(const TestWeight &w, const std::string &op, int weight
   wv.quantGroupSize = (int)w.group;
   wv.scalesSegment = 1;
   wv.scalesDType = w.scalesDType == DType::Float16 ? fb::DType::Float16 : fb::DType::Float32;
+  wv.quantLayout = w.layout == QuantLayout::Int4Strip16 ? fb::QuantLayout::Int4Strip16
+                                                         : fb::QuantLayout::Rows;
   int wi = m.add(wv);
   TValue xv;
   xv.name = "x";
@@ -262,6 +276,115 @@ TEST(QuantizedKernels, LinearAndEmbeddingThroughAProgram) {
           << bad.error().message();
     }
   }
+}
+
+TEST(QuantizedKernels, Int4Strip16ThroughAProgram) {
+  // The compiler's repacked int4 layout, read by every path: the portable and
+  // optimized linear (decode GEMV for <= 8 rows, GEMM for more) and embedding,
+  // each against the dequantized reference (the layout changes no value).
+  std::mt19937 rng(41);
+  for (int64_t group : {32, 64}) {
+    const int64_t out = 48, in = 128;
+    TestWeight w = makeWeight(rng, out, in, 4, group);
+    w.repackStrip16();
+    for (bool portable : {true, false}) {
+      const std::string what = std::string(portable ? "portable" : "optimized") +
+                               " Int4Strip16 [48, 128] group " + std::to_string(group);
+      rt::LoadOptions opts;
+      opts.portableKernels = portable;
+      std::vector<uint8_t> bytes = quantizedProgram(w, "linear", 1, fb::DType::Float32).build();
+      auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size(), opts);
+      ASSERT_TRUE(prog.ok()) << what << ": " << prog.error().message();
+      for (int64_t rows : {1, 3, 40}) {
+        std::vector<float> x = randomVector(rng, (size_t)(rows * in));
+        auto y = (*prog)->run("forward", {f32({rows, in}, x)});
+        ASSERT_TRUE(y.ok()) << what << ": " << y.error().message();
+        const float *got = (*y)[0].dataAs<float>();
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t o = 0; o < out; ++o) {
+            double ref = 0, qtol = 0, mag = 0;
+            for (int64_t c = 0; c < in; ++c) {
+              ref += (double)x[(size_t)(r * in + c)] * w.dequant[(size_t)(o * in + c)];
+              mag += std::fabs((double)x[(size_t)(r * in + c)] * w.dequant[(size_t)(o * in + c)]);
+            }
+            // x rounded to int8 blocks of 32 (the decode GEMV, <= 8 rows).
+            for (int64_t b = 0; !portable && rows <= 8 && b < in / 32; ++b) {
+              double m = 0, sw = 0;
+              for (int64_t c = b * 32; c < b * 32 + 32; ++c) {
+                m = std::max(m, (double)std::fabs(x[(size_t)(r * in + c)]));
+                sw += std::fabs(w.dequant[(size_t)(o * in + c)]);
+              }
+              qtol += m / 127 / 2 * sw;
+            }
+            ASSERT_NEAR(got[r * out + o], ref, 1e-5 * mag + qtol)
+                << what << ": linear x [" << rows << ", " << in << "] at " << r << "," << o;
+          }
+      }
+      bytes = quantizedProgram(w, "embedding", 0, fb::DType::Int64).build();
+      prog = rt::Program::loadFromBytes(bytes.data(), bytes.size(), opts);
+      ASSERT_TRUE(prog.ok()) << what << ": " << prog.error().message();
+      std::vector<int64_t> ids = {47, 0, 17, 31};
+      auto y = (*prog)->run("forward", {i64({4}, ids)});
+      ASSERT_TRUE(y.ok()) << what << ": " << y.error().message();
+      for (size_t i = 0; i < ids.size(); ++i)
+        for (int64_t c = 0; c < in; ++c)
+          ASSERT_EQ((*y)[0].dataAs<float>()[(int64_t)i * in + c],
+                    w.dequant[(size_t)(ids[i] * in + c)])
+              << what << ": embedding row " << ids[i] << " column " << c;
+    }
+  }
+}
+
+TEST(QuantizedKernels, ReaderChecksQuantLayoutAndVersion) {
+  std::mt19937 rng(42);
+  TestWeight w = makeWeight(rng, 16, 64, 4, 32);
+  w.repackStrip16();
+  ASSERT_EQ(loadError(quantizedProgram(w, "linear", 1, fb::DType::Float32)), "");
+  struct Case {
+    const char *what;
+    void (*mutate)(TProgram &);
+    const char *expected;
+  };
+  const Case cases[] = {
+      {"strip16 with out % 16 != 0",
+       [](TProgram &p) {
+         auto &v = p.methods[0].values[0];
+         v.shape = {8, 128}; // same byte count, 8 channels
+       },
+       "quant_layout Int4Strip16 needs"},
+      {"strip16 with group 16",
+       [](TProgram &p) {
+         p.methods[0].values[0].quantGroupSize = 16;
+         p.segments[1].resize(p.segments[1].size() * 2);
+       },
+       "group 16"},
+      {"strip16 on int8",
+       [](TProgram &p) {
+         p.methods[0].values[0].dtype = fb::DType::Int8;
+         p.segments[0].resize(p.segments[0].size() * 2);
+       },
+       "needs an i4"},
+      {"unknown layout",
+       [](TProgram &p) { p.methods[0].values[0].quantLayout = static_cast<fb::QuantLayout>(7); },
+       "quant_layout 7 is not a known layout"},
+      {"layout on an unquantized input",
+       [](TProgram &p) { p.methods[0].values[1].quantLayout = fb::QuantLayout::Int4Strip16; },
+       "not a constant"},
+      {"future format version", [](TProgram &p) { p.version = kProgramFormatVersion + 1; },
+       "is not supported"},
+  };
+  for (const Case &c : cases) {
+    TProgram p = quantizedProgram(w, "linear", 1, fb::DType::Float32);
+    c.mutate(p);
+    std::string err = loadError(p);
+    EXPECT_NE(err.find(c.expected), std::string::npos)
+        << c.what << ": expected an error containing '" << c.expected << "', got '" << err << "'";
+  }
+  // Version-1 files (no quant_layout: rows) still load and run.
+  TestWeight rowsW = makeWeight(rng, 16, 64, 4, 32);
+  TProgram v1 = quantizedProgram(rowsW, "linear", 1, fb::DType::Float32);
+  v1.version = 1;
+  EXPECT_EQ(loadError(v1), "");
 }
 
 TEST(QuantizedKernels, MisuseIsALoadError) {

@@ -34,7 +34,7 @@ std::vector<uint8_t> TProgram::build() const {
       vals.push_back(fb::CreateValue(b, b.CreateString(v.name), v.dtype, v.rank,
                                      v.rank >= 0 ? b.CreateVector(v.shape) : 0, v.kind,
                                      v.segment, v.state, v.quantGroupSize, v.scalesSegment,
-                                     v.scalesDType, v.arenaOffset));
+                                     v.scalesDType, v.arenaOffset, v.quantLayout));
     std::vector<flatbuffers::Offset<fb::Instruction>> ins;
     for (const TInstr &i : m.instrs) {
       std::vector<flatbuffers::Offset<fb::Attribute>> attrs;
@@ -59,11 +59,12 @@ std::vector<uint8_t> TProgram::build() const {
   std::vector<flatbuffers::Offset<fb::KeyValue>> md;
   for (const auto &kv : metadata)
     md.push_back(fb::CreateKeyValue(b, b.CreateString(kv.first), b.CreateString(kv.second)));
-  auto prog = fb::CreateProgram(b, kProgramFormatVersion, b.CreateVector(ms), b.CreateVector(segs),
+  auto prog = fb::CreateProgram(b, version, b.CreateVector(ms), b.CreateVector(segs),
                                 b.CreateVector(sts), b.CreateVector(md));
   fb::FinishProgramBuffer(b, prog);
 
   FileHeader h = makeFileHeader();
+  h.format_version = version;
   h.flatbuffer_size = b.GetSize();
   h.segments_offset = alignToSegment(h.flatbuffer_offset + h.flatbuffer_size);
   h.segments_size = segArea;

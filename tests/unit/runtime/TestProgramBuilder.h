@@ -40,6 +40,7 @@ struct TValue {
   int scalesSegment = -1;
   fb::DType scalesDType = fb::DType::Unknown;
   int64_t arenaOffset = -1; // memory plan; -1 = not planned
+  fb::QuantLayout quantLayout = fb::QuantLayout::Rows;
 };
 
 struct TInstr {
@@ -73,6 +74,8 @@ struct TProgram {
   std::vector<std::vector<uint8_t>> segments;
   std::vector<TState> states;
   std::vector<std::pair<std::string, std::string>> metadata;
+  /// Header format_version and Program.version (older versions: reader tests).
+  uint32_t version = kProgramFormatVersion;
   /// The complete file: header, flatbuffer, 64-aligned segments with hashes.
   std::vector<uint8_t> build() const;
 };

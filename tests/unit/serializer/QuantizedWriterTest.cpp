@@ -1,6 +1,7 @@
 // ProgramWriter with quantized weights (docs/program-format.md): the
 // quantization fields survive a write + read through the verifying reader,
 // and inconsistent fields or segment sizes are rejected before writing.
+#include "serializer/ProgramFormat.h"
 #include "serializer/ProgramReader.h"
 #include "serializer/ProgramWriter.h"
 
@@ -24,7 +25,8 @@ std::string tempPath(const char *name) {
 /// A quantized weight [out, in] of dtype Int8/Int4 plus a linear reading it.
 ProgramWriter &addQuantized(ProgramWriter &w, fb::DType dtype, int64_t out, int64_t in,
                             int32_t group, std::vector<uint8_t> &data,
-                            std::vector<uint8_t> &scales) {
+                            std::vector<uint8_t> &scales,
+                            fb::QuantLayout layout = fb::QuantLayout::Rows) {
   MethodSpec m;
   m.name = "forward";
   ValueSpec q;
@@ -37,6 +39,7 @@ ProgramWriter &addQuantized(ProgramWriter &w, fb::DType dtype, int64_t out, int6
   q.quantGroupSize = group;
   q.scalesSegment = w.addSegment(scales.data(), scales.size());
   q.scalesDType = fb::DType::Float16;
+  q.quantLayout = layout;
   int32_t wi = m.addValue(q);
   ValueSpec x;
   x.name = "x";
@@ -90,6 +93,43 @@ TEST(QuantizedWriterTest, RoundTripsQuantizationFields) {
   const fb::Value *x = view.program->methods()->Get(0)->values()->Get(1);
   EXPECT_EQ(x->scales_segment(), -1);
   EXPECT_EQ(x->quant_group_size(), 0);
+}
+
+TEST(QuantizedWriterTest, WritesTheInt4Strip16Layout) {
+  // int4 [16, 64] group 32 in strips of 16 (docs/program-format.md): same sizes
+  // as rows; the field survives the round trip; shapes it cannot describe fail.
+  std::vector<uint8_t> data(16 * 64 / 2, 0x5A), scales(16 * 2 * 2, 0x3C);
+  ProgramWriter w;
+  addQuantized(w, fb::DType::Int4, 16, 64, 32, data, scales, fb::QuantLayout::Int4Strip16);
+  std::string path = tempPath("strip16.kiln");
+  WriteResult r = w.writeToFile(path);
+  ASSERT_TRUE(r.ok()) << r.error;
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  std::remove(path.c_str());
+  ProgramView view;
+  std::string error;
+  ASSERT_TRUE(readProgram(bytes.data(), bytes.size(), ReadOptions(), &view, &error)) << error;
+  EXPECT_EQ(view.header.format_version, kProgramFormatVersion);
+  const fb::Value *v = view.program->methods()->Get(0)->values()->Get(0);
+  EXPECT_EQ(v->quant_layout(), fb::QuantLayout::Int4Strip16);
+  EXPECT_EQ(view.program->methods()->Get(0)->values()->Get(1)->quant_layout(),
+            fb::QuantLayout::Rows);
+
+  struct Bad {
+    fb::DType dtype;
+    int64_t out, in;
+    int32_t group;
+  } bad[] = {{fb::DType::Int4, 8, 64, 32}, {fb::DType::Int4, 16, 64, 16}, {fb::DType::Int8, 16, 64, 32}};
+  for (const Bad &b : bad) {
+    std::vector<uint8_t> d(b.dtype == fb::DType::Int4 ? b.out * b.in / 2 : b.out * b.in, 1);
+    std::vector<uint8_t> sc(b.out * (b.in / b.group) * 2, 2);
+    ProgramWriter w2;
+    addQuantized(w2, b.dtype, b.out, b.in, b.group, d, sc, fb::QuantLayout::Int4Strip16);
+    WriteResult r2 = w2.writeToFile(tempPath("bad-strip16.kiln"));
+    ASSERT_FALSE(r2.ok()) << "out " << b.out << " group " << b.group;
+    EXPECT_NE(r2.error.find("quant layout Int4Strip16 needs"), std::string::npos) << r2.error;
+  }
 }
 
 TEST(QuantizedWriterTest, RejectsInconsistentQuantizedConstants) {
