@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <unordered_set>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -68,6 +69,22 @@ struct MethodPlan {
 };
 
 namespace {
+/// KernelCall::weightReadAgain for every `linear` whose weight (a constant: same
+/// data) a later linear of the method reads too. Decode streams each weight
+/// once per token, so by default the kernels prefetch weights non-temporally
+/// and keep the caches for the KV cache and activations; the shared blocks of
+/// MobileLLM-LS run twice in a row and their first run must leave the weights
+/// in cache for the second.
+void markWeightsReadAgain(MethodPlan &plan) {
+  std::unordered_set<const void *> later;
+  for (auto it = plan.instrs.rbegin(); it != plan.instrs.rend(); ++it) {
+    if (it->op != "linear" || it->in.size() < 2 || !it->in[1] || !it->in[1]->data())
+      continue;
+    it->call.weightReadAgain = !later.insert(it->in[1]->data()).second;
+    plan.info.numWeightsReadAgain += it->call.weightReadAgain ? 1 : 0;
+  }
+}
+
 /// Marks the instructions needed for the outputs not in `skip`: those that
 /// write a state (the KV cache) or feed a needed value.
 void computeLiveness(MethodPlan &plan, uint64_t skip) {
@@ -457,6 +474,7 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
         pi.call.out = pi.out.data();
         pi.call.nOut = (int)pi.out.size();
       }
+      markWeightsReadAgain(*plan);
       p->methods_.push_back(std::move(plan));
     }
   }

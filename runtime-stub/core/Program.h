@@ -52,6 +52,9 @@ struct MethodInfo {
   uint64_t arenaLowerBoundBytes = 0;
   uint64_t naiveBytes = 0;
   size_t numPlannedValues = 0;
+  /// `linear` calls whose weight a later linear of the method reads again
+  /// (kept in cache instead of streamed past it: MobileLLM-LS blocks).
+  size_t numWeightsReadAgain = 0;
 };
 
 struct MethodPlan; // internal

@@ -62,6 +62,11 @@ struct KernelCall {
   ThreadPool *pool = nullptr;
   /// Use only the portable scalar kernels (LoadOptions::portableKernels).
   bool portableOnly = false;
+  /// `linear` only, set at load (core/Program.cpp): a later linear of the same
+  /// method reads this call's weight again (MobileLLM-LS runs each block twice),
+  /// so the kernel keeps it in cache; otherwise it streams the weight past the
+  /// caches (docs/runtime-kernels.md "Weights in cache").
+  bool weightReadAgain = false;
 
   const Tensor *input(int i) const { return i < nIn ? in[i] : nullptr; }
   /// An Error with `message`; the executor adds method, instruction, op and

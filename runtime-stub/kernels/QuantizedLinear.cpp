@@ -151,6 +151,7 @@ Error runQuantizedLinear(const KernelCall &call, const Tensor &x, const Tensor &
     args.scalesF16 = w.quant().scalesDType == DType::Float16;
     args.group = w.quant().groupSize;
     args.strip16 = w.quant().layout == QuantLayout::Int4Strip16;
+    args.weightReadAgain = call.weightReadAgain;
     args.bias = bias ? bias->dataAs<float>() : nullptr;
     args.y = out.mutableDataAs<float>();
     args.ldy = outF;

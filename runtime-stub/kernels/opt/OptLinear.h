@@ -38,6 +38,9 @@ struct LinearArgs {
   /// Int4 only: w and scales are in the Int4Strip16 layout (core/QuantLayout.h)
   /// instead of rows. Only `linear` / `gemm` read it (not linearRange).
   bool strip16 = false;
+  /// A later call reads this weight again: prefetch it into the caches (T0 /
+  /// T1) instead of non-temporally (quantized GEMV only; KernelCall::weightReadAgain).
+  bool weightReadAgain = false;
   const float *bias = nullptr;  // [out] or null
   float *y = nullptr;
   int64_t ldy = 0;

@@ -65,6 +65,7 @@ struct Plan {
   int64_t rowBytes = 0;          // weight bytes per output channel
   int64_t groupsPerRow = 0;
   int64_t prefetch = 0; // bytes ahead of the current weight row to prefetch (0: none; int4 into L1, int8 into L2)
+  bool nta = false;      // int4: prefetch non-temporally (the weight is not read again soon)
 };
 
 } // namespace quant
@@ -396,7 +397,9 @@ HWY_INLINE void RowsSimd(const Plan &p, int64_t o, int64_t r0, float *out) {
     if (p.prefetch > 0 && (k * W) % 64 == 0)
       for (int n = 0; n < NO; ++n) {
         const char *ahead = reinterpret_cast<const char *>(w[n] + k * W) + p.prefetch;
-        if (kInt4)
+        if (kInt4 && p.nta)
+          _mm_prefetch(ahead, _MM_HINT_NTA);
+        else if (kInt4)
           _mm_prefetch(ahead, _MM_HINT_T0);
         else
           _mm_prefetch(ahead, _MM_HINT_T1);
@@ -607,8 +610,12 @@ HWY_INLINE void StripSimd(const Plan &p, int64_t s, int64_t r0, float *out) {
       left = blocksPerGroup;
     }
     --left;
-    for (int k = 0; k < 4; ++k)
-      _mm_prefetch(pf + k * 64, _MM_HINT_T0);
+    if (p.nta)
+      for (int k = 0; k < 4; ++k)
+        _mm_prefetch(pf + k * 64, _MM_HINT_NTA);
+    else
+      for (int k = 0; k < 4; ++k)
+        _mm_prefetch(pf + k * 64, _MM_HINT_T0);
     I lo[4][NH], hi[4][NH];
     for (int v = 0; v < 4; ++v)
       for (int h = 0; h < NH; ++h) {
@@ -860,6 +867,9 @@ bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *cor
 // L2 or further ahead was slower). int8: 8 KB ahead into L2 (one 125M layer from
 // DRAM, 2 threads, best of 20: 18.5-19.7 GB/s at 2 KB into L1, 26.5-27.4 at 4 KB
 // into L2, 28-29 at 8 KB, no better at 16 KB), docs/runtime-kernels.md.
+// int4 weights that no later call reads again (LinearArgs::weightReadAgain
+// false: every weight of a plain decode step) are prefetched with the NTA hint
+// so they pass the caches by (docs/runtime-kernels.md "Weights in cache").
 constexpr int64_t kPrefetchBytesInt4 = 2048;
 constexpr int64_t kPrefetchBytesInt8 = 8192;
 
@@ -908,6 +918,7 @@ bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
   p.rowBytes = i4 ? a.in / 2 : a.in;
   p.groupsPerRow = a.in / a.group;
   p.prefetch = i4 ? kPrefetchBytesInt4 : kPrefetchBytesInt8;
+  p.nta = !a.weightReadAgain;
   if (a.strip16) {
     p.lanes = a.in / kQuantBlock;
     const int64_t strips = a.out / strip16::kChannels;

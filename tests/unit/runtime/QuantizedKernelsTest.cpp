@@ -335,6 +335,61 @@ TEST(QuantizedKernels, Int4Strip16ThroughAProgram) {
   }
 }
 
+TEST(QuantizedKernels, WeightsReadAgainAreFoundAtLoad) {
+  // y = W1 (W2 (W1 x)): the first W1 call is followed by another read of W1
+  // (kept in cache, KernelCall::weightReadAgain); the last W1 and W2 are not.
+  // The result matches the dequantized reference whatever the prefetch hint.
+  std::mt19937 rng(43);
+  TestWeight w = makeWeight(rng, 32, 32, 4, 32);
+  w.repackStrip16();
+  TestWeight w2 = makeWeight(rng, 32, 32, 4, 32);
+  TProgram p = quantizedProgram(w, "linear", 1, fb::DType::Float32);
+  p.segments.push_back(w2.data);
+  p.segments.push_back(w2.scales);
+  TMethod &m = p.methods[0];
+  TValue second = m.values[0];
+  second.name = "w2";
+  second.segment = 2;
+  second.scalesSegment = 3;
+  second.quantLayout = fb::QuantLayout::Rows;
+  const int w2i = m.add(second);
+  TValue h1, h2;
+  h1.dtype = h2.dtype = fb::DType::Float32;
+  const int h1i = m.add(h1), h2i = m.add(h2);
+  const int yi = m.instrs[0].outputs[0], wi = m.instrs[0].inputs[1];
+  m.instrs[0].outputs = {h1i};
+  TInstr l2 = m.instrs[0], l3 = m.instrs[0];
+  l2.inputs = {h1i, w2i};
+  l2.outputs = {h2i};
+  l3.inputs = {h2i, wi};
+  l3.outputs = {yi};
+  m.instrs.push_back(l2);
+  m.instrs.push_back(l3);
+  std::vector<uint8_t> bytes = p.build();
+  auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(prog.ok()) << prog.error().message();
+  EXPECT_EQ((*prog)->methodInfo("forward")->numWeightsReadAgain, 1u);
+  std::vector<float> x = randomVector(rng, 32);
+  auto y = (*prog)->run("forward", {f32({1, 32}, x)});
+  ASSERT_TRUE(y.ok()) << y.error().message();
+  std::vector<double> a(32), b(32);
+  for (int o = 0; o < 32; ++o)
+    for (int c = 0; c < 32; ++c)
+      a[o] += (double)x[c] * w.dequant[o * 32 + c];
+  for (int o = 0; o < 32; ++o)
+    for (int c = 0; c < 32; ++c)
+      b[o] += a[c] * w2.dequant[o * 32 + c];
+  for (int o = 0; o < 32; ++o) {
+    double ref = 0, mag = 0;
+    for (int c = 0; c < 32; ++c) {
+      ref += b[c] * w.dequant[o * 32 + c];
+      mag += std::fabs(b[c] * w.dequant[o * 32 + c]);
+    }
+    // Three GEMVs with x rounded to int8 blocks each: 2% of the magnitude.
+    EXPECT_NEAR((*y)[0].dataAs<float>()[o], ref, 0.02 * mag + 1e-6) << "output " << o;
+  }
+}
+
 TEST(QuantizedKernels, ReaderChecksQuantLayoutAndVersion) {
   std::mt19937 rng(42);
   TestWeight w = makeWeight(rng, 16, 64, 4, 32);
