@@ -61,6 +61,24 @@ ProgramWriter &addQuantized(ProgramWriter &w, fb::DType dtype, int64_t out, int6
   return w;
 }
 
+/// Writes `w` to a temporary file, reads it back into *bytes and verifies it
+/// into *view (which points into *bytes). False, with a test failure, if not.
+bool writeAndRead(ProgramWriter &w, const char *name, std::vector<uint8_t> *bytes,
+                  ProgramView *view) {
+  std::string path = tempPath(name);
+  WriteResult r = w.writeToFile(path);
+  EXPECT_TRUE(r.ok()) << r.error;
+  if (!r.ok())
+    return false;
+  std::ifstream in(path, std::ios::binary);
+  bytes->assign(std::istreambuf_iterator<char>(in), {});
+  std::remove(path.c_str());
+  std::string error;
+  const bool ok = readProgram(bytes->data(), bytes->size(), ReadOptions(), view, &error);
+  EXPECT_TRUE(ok) << error;
+  return ok;
+}
+
 TEST(QuantizedWriterTest, RoundTripsQuantizationFields) {
   // int4 [4, 64], group 32: 128 packed bytes (distinct from the scales' bytes),
   // 4 x 2 f16 scales.
@@ -71,15 +89,9 @@ TEST(QuantizedWriterTest, RoundTripsQuantizationFields) {
     scales[i] = (uint8_t)(200 - i);
   ProgramWriter w;
   addQuantized(w, fb::DType::Int4, 4, 64, 32, data, scales);
-  std::string path = tempPath("ok.kiln");
-  WriteResult r = w.writeToFile(path);
-  ASSERT_TRUE(r.ok()) << r.error;
-  std::ifstream in(path, std::ios::binary);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
-  std::remove(path.c_str());
+  std::vector<uint8_t> bytes;
   ProgramView view;
-  std::string error;
-  ASSERT_TRUE(readProgram(bytes.data(), bytes.size(), ReadOptions(), &view, &error)) << error;
+  ASSERT_TRUE(writeAndRead(w, "ok.kiln", &bytes, &view));
   const fb::Value *v = view.program->methods()->Get(0)->values()->Get(0);
   EXPECT_EQ(v->dtype(), fb::DType::Int4);
   EXPECT_EQ(v->quant_group_size(), 32);
@@ -101,15 +113,9 @@ TEST(QuantizedWriterTest, WritesTheInt4Strip16Layout) {
   std::vector<uint8_t> data(16 * 64 / 2, 0x5A), scales(16 * 2 * 2, 0x3C);
   ProgramWriter w;
   addQuantized(w, fb::DType::Int4, 16, 64, 32, data, scales, fb::QuantLayout::Int4Strip16);
-  std::string path = tempPath("strip16.kiln");
-  WriteResult r = w.writeToFile(path);
-  ASSERT_TRUE(r.ok()) << r.error;
-  std::ifstream in(path, std::ios::binary);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
-  std::remove(path.c_str());
+  std::vector<uint8_t> bytes;
   ProgramView view;
-  std::string error;
-  ASSERT_TRUE(readProgram(bytes.data(), bytes.size(), ReadOptions(), &view, &error)) << error;
+  ASSERT_TRUE(writeAndRead(w, "strip16.kiln", &bytes, &view));
   EXPECT_EQ(view.header.format_version, kProgramFormatVersion);
   const fb::Value *v = view.program->methods()->Get(0)->values()->Get(0);
   EXPECT_EQ(v->quant_layout(), fb::QuantLayout::Int4Strip16);
