@@ -55,6 +55,17 @@ inline int64_t scaleIndex(int64_t groups, int64_t o, int64_t g) {
   return ((o / kChannels) * groups + g) * kChannels + o % kChannels;
 }
 
+/// out[k] = element (o, col0 + k) as f32 for k < len (element by element: the
+/// reference and embedding-row path); scale(i) returns scale i of the
+/// strip-ordered scales as f32 (f16 or f32 storage is the caller's business).
+template <class Scale>
+inline void dequantize(const uint8_t *data, int64_t in, int64_t group, int64_t o, int64_t col0,
+                       int64_t len, Scale scale, float *out) {
+  const int64_t groups = in / group;
+  for (int64_t c = col0; c < col0 + len; ++c)
+    *out++ = static_cast<float>(value(data, in, o, c)) * scale(scaleIndex(groups, o, c / group));
+}
+
 /// Repacks row-layout int4 data (two signed nibbles per byte, column 2k low)
 /// of [out, in] into Int4Strip16 `dst` (out * in / 2 bytes).
 inline void packData(const uint8_t *rows, int64_t out, int64_t in, uint8_t *dst) {

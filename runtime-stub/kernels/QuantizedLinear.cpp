@@ -68,11 +68,9 @@ void dequantizeSpan(const Tensor &w, int64_t row, int64_t col0, int64_t len, flo
   const int64_t groupsPerRow = in / group;
   int64_t c = col0;
   const int64_t end = col0 + len;
-  if (q.layout == QuantLayout::Int4Strip16) { // element by element (embedding rows, reference)
-    const uint8_t *data = w.dataAs<uint8_t>();
-    for (; c < end; ++c)
-      *out++ = static_cast<float>(strip16::value(data, in, row, c)) *
-               scaleAt(q, strip16::scaleIndex(groupsPerRow, row, c / group));
+  if (q.layout == QuantLayout::Int4Strip16) {
+    strip16::dequantize(w.dataAs<uint8_t>(), in, group, row, col0, len,
+                        [&](int64_t i) { return scaleAt(q, i); }, out);
     return;
   }
   while (c < end) {

@@ -293,12 +293,10 @@ namespace {
 // which the integer kernel cannot represent).
 void strip16Reference(const LinearArgs &a, int64_t o0, int64_t o1) {
   std::vector<float> row(static_cast<size_t>(a.in));
-  const int64_t groups = a.in / a.group;
   const uint8_t *data = static_cast<const uint8_t *>(a.w);
   for (int64_t o = o0; o < o1; ++o) {
-    for (int64_t c = 0; c < a.in; ++c)
-      row[c] = static_cast<float>(strip16::value(data, a.in, o, c)) *
-               scaleAt(a, strip16::scaleIndex(groups, o, c / a.group));
+    strip16::dequantize(data, a.in, a.group, o, 0, a.in, [&](int64_t i) { return scaleAt(a, i); },
+                        row.data());
     for (int64_t r = 0; r < a.rows; ++r) {
       const float *x = a.x + r * a.in;
       float s = 0.0f;
