@@ -177,6 +177,25 @@ std::string loadError(const TProgram &p) {
   return r.ok() ? std::string() : r.error().message();
 }
 
+/// A change to a valid program and (part of) the load error it must cause.
+struct LoadErrorCase {
+  const char *what;
+  void (*mutate)(TProgram &);
+  const char *expected;
+};
+
+/// Applies each case to a copy of `base` and checks the load error.
+template <size_t N>
+void expectLoadErrors(const TProgram &base, const LoadErrorCase (&cases)[N]) {
+  for (const LoadErrorCase &c : cases) {
+    TProgram p = base;
+    c.mutate(p);
+    std::string err = loadError(p);
+    EXPECT_NE(err.find(c.expected), std::string::npos)
+        << c.what << ": expected an error containing '" << c.expected << "', got '" << err << "'";
+  }
+}
+
 } // namespace
 
 TEST(QuantizedKernels, Int8LinearMatchesDequantizedReference) {
@@ -395,12 +414,7 @@ TEST(QuantizedKernels, ReaderChecksQuantLayoutAndVersion) {
   TestWeight w = makeWeight(rng, 16, 64, 4, 32);
   w.repackStrip16();
   ASSERT_EQ(loadError(quantizedProgram(w, "linear", 1, fb::DType::Float32)), "");
-  struct Case {
-    const char *what;
-    void (*mutate)(TProgram &);
-    const char *expected;
-  };
-  const Case cases[] = {
+  const LoadErrorCase cases[] = {
       {"strip16 with out % 16 != 0",
        [](TProgram &p) {
          auto &v = p.methods[0].values[0];
@@ -428,13 +442,7 @@ TEST(QuantizedKernels, ReaderChecksQuantLayoutAndVersion) {
       {"future format version", [](TProgram &p) { p.version = kProgramFormatVersion + 1; },
        "is not supported"},
   };
-  for (const Case &c : cases) {
-    TProgram p = quantizedProgram(w, "linear", 1, fb::DType::Float32);
-    c.mutate(p);
-    std::string err = loadError(p);
-    EXPECT_NE(err.find(c.expected), std::string::npos)
-        << c.what << ": expected an error containing '" << c.expected << "', got '" << err << "'";
-  }
+  expectLoadErrors(quantizedProgram(w, "linear", 1, fb::DType::Float32), cases);
   // Version-1 files (no quant_layout: rows) still load and run.
   TestWeight rowsW = makeWeight(rng, 16, 64, 4, 32);
   TProgram v1 = quantizedProgram(rowsW, "linear", 1, fb::DType::Float32);
@@ -464,12 +472,7 @@ TEST(QuantizedKernels, ReaderRejectsBadQuantFields) {
   ASSERT_EQ(loadError(quantizedProgram(w4, "linear", 1, fb::DType::Float32)), "");
   ASSERT_EQ(loadError(quantizedProgram(w8, "linear", 1, fb::DType::Float32)), "");
 
-  struct Case {
-    const char *what;
-    void (*mutate)(TProgram &);
-    const char *expected;
-  };
-  const Case cases[] = {
+  const LoadErrorCase cases[] = {
       {"data one byte short", [](TProgram &p) { p.segments[0].pop_back(); },
        "bytes of data but segment"},
       {"scales one short", [](TProgram &p) { p.segments[1].resize(p.segments[1].size() - 2); },
@@ -508,13 +511,7 @@ TEST(QuantizedKernels, ReaderRejectsBadQuantFields) {
        },
        "not a constant"},
   };
-  for (const Case &c : cases) {
-    TProgram p = quantizedProgram(w4, "linear", 1, fb::DType::Float32);
-    c.mutate(p);
-    std::string err = loadError(p);
-    EXPECT_NE(err.find(c.expected), std::string::npos)
-        << c.what << ": expected an error containing '" << c.expected << "', got '" << err << "'";
-  }
+  expectLoadErrors(quantizedProgram(w4, "linear", 1, fb::DType::Float32), cases);
   // int8: the data is out * in bytes.
   TProgram p = quantizedProgram(w8, "linear", 1, fb::DType::Float32);
   p.segments[0].push_back(0);
