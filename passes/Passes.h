@@ -34,6 +34,8 @@ struct PipelineOptions {
   int64_t groupSize = 32;
   /// kiln-plan-memory (runs last: it plans over the final op order).
   bool planMemory = true;
+  /// kiln-group-linears: linears reading the same input become consecutive.
+  bool groupLinears = true;
   /// kiln-fuse: RMSNorm, SwiGLU, RoPE and attention become fused ops.
   bool fuse = true;
   /// Each kiln pass emits a remark saying what it did.

@@ -38,6 +38,41 @@ def DedupWeights : Pass<"kiln-dedup-weights", "mlir::ModuleOp"> {
   ];
 }
 
+def GroupLinears : Pass<"kiln-group-linears", "mlir::ModuleOp"> {
+  let summary = "place the linear ops that read the same input next to each other";
+  let description = [{
+    Moves every `kiln.linear` whose input `x` an earlier `kiln.linear` of the
+    same function also reads up to right after it (after the previous one of
+    the run), so the q / k / v projections of an attention block and the gate
+    / up projections of its MLP become consecutive ops. Linears are pure, so
+    only the order changes: no value, type or operand does. A weight or bias
+    constant defined after the new position moves up with its linear; a linear
+    with any other operand defined later stays where it is. The runtime runs
+    consecutive linears with the same input as one parallel job
+    (docs/runtime-kernels.md "Linear groups"). Runs before kiln-plan-memory,
+    which plans over the new order.
+
+    ```mlir
+    %q = kiln.linear %x, %wq ...
+    %r = kiln.reshape %q ...
+    %k = kiln.linear %x, %wk ...
+    // --kiln-group-linears
+    %q = kiln.linear %x, %wq ...
+    %k = kiln.linear %x, %wk ...
+    %r = kiln.reshape %q ...
+    ```
+  }];
+  let dependentDialects = ["kiln::KilnDialect"];
+  let options = [
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Emit a remark with the number of linears moved and groups formed">,
+  ];
+  let statistics = [
+    Statistic<"numMoved", "moved", "Number of linear ops moved next to a sibling">,
+    Statistic<"numGroups", "groups", "Number of runs of two or more linears sharing an input">,
+  ];
+}
+
 def PlanMemory : Pass<"kiln-plan-memory", "mlir::ModuleOp"> {
   let summary = "give every statically shaped intermediate an offset in one arena";
   let description = [{
@@ -58,13 +93,19 @@ def PlanMemory : Pass<"kiln-plan-memory", "mlir::ModuleOp"> {
     writing element i of the result. A broadcast operand (shape different from
     the result's) is never overwritten. The views `reshape`, `unsqueeze`,
     `squeeze` and `flatten` (run as byte copies) may take their operand 0's
-    offset on the same conditions, without the shape condition.
+    offset on the same conditions, without the shape condition; so may a
+    `transpose` or `permute` of a static operand that only moves dims of size
+    1 (the dims of size > 1 keep their order, e.g. [1, 1, H, D] -> [1, H, 1, D]
+    in a decode step: the same bytes).
 
-    Offsets: values overwritten in place form one buffer; buffers are sorted
-    by size (largest first, then earliest), and each is put at the start of
-    the smallest gap, among the buffers already placed whose lifetimes overlap
-    its own, that fits it (best fit), or on top of them. Every size is rounded
-    up to 64 bytes and every offset is a multiple of 64.
+    Offsets: values overwritten in place form one buffer; buffers are taken
+    in an order and each is put at the start of the smallest gap, among the
+    buffers already placed whose lifetimes overlap its own, that fits it
+    (best fit), or on top of them. Six orders are tried and the smallest
+    arena kept (the first on ties): by size (largest first) then earliest
+    start, by size x lifetime, by start then size, by size then latest end,
+    by lifetime then size, by size then lifetime. Every size is rounded up to
+    64 bytes and every offset is a multiple of 64.
 
     Records, on every op with a tensor result except constants (weights,
     quantized ones too, stay in the program file) and state ops,

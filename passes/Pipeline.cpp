@@ -24,6 +24,10 @@ void buildCompilePipeline(mlir::OpPassManager &pm, const PipelineOptions &option
     quantize.report = options.report;
     pm.addPass(createQuantize(quantize));
   }
+  // Sibling linears (q/k/v, gate/up) next to each other: the runtime runs
+  // each run of them as one parallel job. Only reorders; before the plan.
+  if (options.groupLinears)
+    pm.addPass(createGroupLinears(GroupLinearsOptions{options.report}));
   // Last: lifetimes are taken over the final op order.
   if (options.planMemory)
     pm.addPass(createPlanMemory(PlanMemoryOptions{options.report}));

@@ -40,6 +40,12 @@ struct PlannedInstruction {
   /// Every output is declared with a known dtype and fully static shape: once
   /// a run with static inputs checked them, later runs skip the check.
   bool staticOutputs = false;
+  /// First `linear` of a run of consecutive linears reading the same input
+  /// (findLinearGroups): the run's length, else 0.
+  int linearGroup = 0;
+  /// A view whose result the memory plan put on its operand, with the same
+  /// bytes (findNoopViews): nothing to do, execute() skips it.
+  bool noopView = false;
 };
 
 struct MethodPlan {
@@ -82,6 +88,97 @@ void markWeightsReadAgain(MethodPlan &plan) {
       continue;
     it->call.weightReadAgain = !later.insert(it->in[1]->data()).second;
     plan.info.numWeightsReadAgain += it->call.weightReadAgain ? 1 : 0;
+  }
+}
+
+/// Runs of consecutive `linear` instructions that read the same input value
+/// (q / k / v, gate / up: kiln-group-linears puts them next to each other):
+/// execute() hands each run to runLinearGroup as one parallel job.
+void findLinearGroups(MethodPlan &plan) {
+  const size_t n = plan.instrs.size();
+  for (size_t k = 0; k < n;) {
+    const PlannedInstruction &first = plan.instrs[k];
+    size_t end = k + 1;
+    if (first.op == "linear" && !first.in.empty() && first.in[0])
+      while (end < n && end - k < (size_t)kMaxLinearGroupSize && plan.instrs[end].op == "linear" &&
+             !plan.instrs[end].in.empty() && plan.instrs[end].in[0] == first.in[0])
+        ++end;
+    if (end - k >= 2) {
+      plan.instrs[k].linearGroup = (int)(end - k);
+      ++plan.info.numLinearGroups;
+      plan.info.numGroupedLinears += end - k;
+    }
+    k = end;
+  }
+}
+
+bool isStaticDecl(const ValueDecl &d); // below
+
+/// Views (reshape, flatten, unsqueeze, squeeze; transpose / permute moving only
+/// size-1 dims) whose result kiln-plan-memory put on their operand's offset,
+/// both static with the same dtype and element count: the bound result already
+/// holds the operand's bytes under its declared shape, so the instruction has
+/// nothing left to do (a decode step's [1,1,H,D] reshapes and transposes).
+void findNoopViews(MethodPlan &plan) {
+  for (PlannedInstruction &pi : plan.instrs) {
+    const std::string &op = pi.op;
+    const bool transpose = op == "transpose" || op == "permute";
+    if (!transpose && op != "reshape" && op != "flatten" && op != "unsqueeze" && op != "squeeze")
+      continue;
+    if (pi.outIdx.size() != 1 || pi.inIdx.empty() || pi.inIdx[0] < 0)
+      continue;
+    const size_t o = (size_t)pi.outIdx[0], i = (size_t)pi.inIdx[0];
+    if (plan.arenaOffset.size() <= std::max(o, i) || plan.arenaOffset[o] < 0 ||
+        plan.arenaOffset[o] != plan.arenaOffset[i])
+      continue;
+    const ValueDecl &od = plan.decls[o], &id = plan.decls[i];
+    if (!isStaticDecl(od) || !isStaticDecl(id) || od.dtype != id.dtype)
+      continue;
+    int64_t on = 1, in = 1;
+    for (int k = 0; k < od.rank; ++k)
+      on *= od.dims[k];
+    for (int k = 0; k < id.rank; ++k)
+      in *= id.dims[k];
+    if (on != in)
+      continue;
+    if (transpose) {
+      // The permutation must keep the dims of size > 1 in order.
+      int perm[kMaxRank];
+      const int r = id.rank;
+      if (op == "transpose") {
+        int64_t d0 = pi.attrs.dim0 < 0 ? pi.attrs.dim0 + r : pi.attrs.dim0;
+        int64_t d1 = pi.attrs.dim1 < 0 ? pi.attrs.dim1 + r : pi.attrs.dim1;
+        if (d0 < 0 || d0 >= r || d1 < 0 || d1 >= r)
+          continue;
+        for (int k = 0; k < r; ++k)
+          perm[k] = k;
+        std::swap(perm[d0], perm[d1]);
+      } else {
+        if ((int)pi.attrs.ints.size() != r)
+          continue;
+        bool ok = true;
+        for (int k = 0; k < r; ++k) {
+          int64_t p = pi.attrs.ints[(size_t)k];
+          p = p < 0 ? p + r : p;
+          ok = ok && p >= 0 && p < r;
+          perm[k] = ok ? (int)p : 0;
+        }
+        if (!ok)
+          continue;
+      }
+      bool sameBytes = od.rank == r;
+      for (int k = 0, last = -1; k < r && sameBytes; ++k) {
+        sameBytes = od.dims[k] == id.dims[perm[k]];
+        if (id.dims[perm[k]] != 1) {
+          sameBytes = sameBytes && perm[k] > last;
+          last = perm[k];
+        }
+      }
+      if (!sameBytes)
+        continue;
+    }
+    pi.noopView = true;
+    ++plan.info.numNoopViews;
   }
 }
 
@@ -475,6 +572,8 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
         pi.call.nOut = (int)pi.out.size();
       }
       markWeightsReadAgain(*plan);
+      findLinearGroups(*plan);
+      findNoopViews(*plan);
       p->methods_.push_back(std::move(plan));
     }
   }
@@ -676,6 +775,7 @@ Error Program::execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint
   if (skip != plan.liveSkip)
     computeLiveness(plan, skip);
   const uint8_t *live = plan.live.empty() ? nullptr : plan.live.data();
+  size_t groupedUntil = 0; // instructions below this ran as members of a linear group
   for (size_t k = 0; k < plan.instrs.size(); ++k) {
     if (live && !live[k])
       continue;
@@ -685,7 +785,27 @@ Error Program::execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint
     std::chrono::steady_clock::time_point t0;
     if (profiling_)
       t0 = std::chrono::steady_clock::now();
-    Error e = pi.kernel->run(pi.call);
+    Error e;
+    if (k < groupedUntil || pi.noopView) {
+      // Computed by its group's first linear / a view already in place.
+    } else if (pi.linearGroup > 1 && !portableOnly &&
+               (!live || std::all_of(live + k, live + k + pi.linearGroup, [](uint8_t l) { return l != 0; }))) {
+      const KernelCall *calls[kMaxLinearGroupSize];
+      for (int j = 0; j < pi.linearGroup; ++j) {
+        PlannedInstruction &member = plan.instrs[k + (size_t)j];
+        member.call.pool = pool;
+        member.call.portableOnly = portableOnly;
+        calls[j] = &member.call;
+      }
+      bool ran = false;
+      e = runLinearGroup(calls, pi.linearGroup, &ran);
+      if (ran)
+        groupedUntil = k + (size_t)pi.linearGroup;
+      else
+        e = pi.kernel->run(pi.call);
+    } else {
+      e = pi.kernel->run(pi.call);
+    }
     if (profiling_) {
       if (plan.profNs.size() != plan.instrs.size()) {
         plan.profNs.assign(plan.instrs.size(), 0);

@@ -55,6 +55,13 @@ struct MethodInfo {
   /// `linear` calls whose weight a later linear of the method reads again
   /// (kept in cache instead of streamed past it: MobileLLM-LS blocks).
   size_t numWeightsReadAgain = 0;
+  /// Runs of 2 or more consecutive `linear` calls reading the same input,
+  /// each run as one parallel job (kernels: runLinearGroup), and the calls in them.
+  size_t numLinearGroups = 0;
+  size_t numGroupedLinears = 0;
+  /// Views whose result the memory plan put on their operand with the same
+  /// bytes: skipped at run time (nothing to copy).
+  size_t numNoopViews = 0;
 };
 
 struct MethodPlan; // internal

@@ -74,6 +74,15 @@ struct KernelCall {
   Error fail(const std::string &message, ErrorCode code = ErrorCode::InvalidArgument) const;
 };
 
+/// Runs n consecutive `linear` calls that read the same x as one parallel job
+/// (opt::linearGroup; the program finds them at load, kiln-group-linears makes
+/// them consecutive). *ran is false, and nothing was computed, when some call
+/// needs the general path (portable kernels, other dtypes, invalid operands):
+/// the caller then runs each call on its own. kernels/LinearAlgebra.cpp.
+Error runLinearGroup(const KernelCall *const *calls, int n, bool *ran);
+/// Most calls in one linear group (opt::kMaxLinearGroup).
+constexpr int kMaxLinearGroupSize = 8;
+
 struct KernelDef {
   const char *name;
   int minInputs;

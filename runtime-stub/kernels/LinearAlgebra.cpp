@@ -3,6 +3,7 @@
 #include "runtime-stub/kernels/KernelUtil.h"
 #include "runtime-stub/kernels/QuantizedKernels.h"
 #include "runtime-stub/kernels/opt/OptLinear.h"
+#include "runtime-stub/kernels/opt/OptQuant.h"
 
 #include <algorithm>
 #include <type_traits>
@@ -62,7 +63,58 @@ float dotRow(const float *x, const float *w, int64_t n) {
   return s;
 }
 
+// The optimized kernel's arguments for a `linear` call whose operands it reads
+// as they are: f32 x (and bias [out]) with an f32 or a valid quantized weight
+// of x's in-features; binds the f32 output. False (nothing reported) when the
+// call needs runLinear's general path: portable kernels, other dtypes, or
+// operands that runLinear rejects with an error.
+bool directLinearArgs(const KernelCall &call, opt::LinearArgs *args) {
+  const Tensor *x = call.input(0), *w = call.input(1), *b = call.input(2);
+  if (call.portableOnly || !x || !w || x->dtype() != DType::Float32 || x->rank() < 1 ||
+      w->rank() != 2 || !x->data() || !w->data())
+    return false;
+  const int64_t outF = w->dim(0), in = w->dim(1);
+  if (in <= 0 || x->dim(x->rank() - 1) != in ||
+      (b && !(b->dtype() == DType::Float32 && b->rank() == 1 && b->dim(0) == outF && b->data())))
+    return false;
+  if (w->isQuantized()) {
+    if (checkQuantizedWeight(*w, "weight").failed())
+      return false;
+    args->kind = w->dtype() == DType::Int8 ? opt::WeightKind::Int8 : opt::WeightKind::Int4;
+    args->scales = w->quant().scales;
+    args->scalesF16 = w->quant().scalesDType == DType::Float16;
+    args->group = w->quant().groupSize;
+    args->strip16 = w->quant().layout == QuantLayout::Int4Strip16;
+    args->weightReadAgain = call.weightReadAgain;
+  } else if (w->dtype() == DType::Float32) {
+    args->kind = opt::WeightKind::F32;
+  } else {
+    return false;
+  }
+  Shape outShape = x->shape();
+  outShape[outShape.rank() - 1] = outF;
+  Tensor &out = *call.out[0];
+  if (out.allocate(DType::Float32, outShape).failed())
+    return false;
+  args->x = x->dataAs<float>();
+  args->rows = x->numel() / in;
+  args->in = in;
+  args->out = outF;
+  args->w = w->data();
+  args->bias = b ? b->dataAs<float>() : nullptr;
+  args->y = out.mutableDataAs<float>();
+  args->ldy = outF;
+  return true;
+}
+
 Error runLinear(const KernelCall &call) {
+  {
+    opt::LinearArgs args;
+    if (directLinearArgs(call, &args)) { // SIMD kernels chosen by CPU features (kernels/opt/)
+      opt::linear(args, call.pool);
+      return Error::success();
+    }
+  }
   const Tensor *x, *w;
   KILN_TRY(requireInput(call, 0, "x", &x));
   KILN_TRY(requireInput(call, 1, "weight", &w));
@@ -270,6 +322,24 @@ Error runMatmul(const KernelCall &call) {
 } // namespace
 
 // The weight (input 1) may be a quantized weight (QuantizedLinear.cpp).
+static_assert(kMaxLinearGroupSize == opt::kMaxLinearGroup, "one limit for linear groups");
+
+Error runLinearGroup(const KernelCall *const *calls, int n, bool *ran) {
+  *ran = false;
+  if (n < 2 || n > opt::kMaxLinearGroup)
+    return Error::success();
+  opt::LinearArgs args[opt::kMaxLinearGroup];
+  const opt::LinearArgs *ptrs[opt::kMaxLinearGroup];
+  for (int i = 0; i < n; ++i) {
+    if (!directLinearArgs(*calls[i], &args[i]) || args[i].x != args[0].x)
+      return Error::success(); // each call runs (and reports) on its own
+    ptrs[i] = &args[i];
+  }
+  opt::linearGroup(ptrs, n, calls[0]->pool);
+  *ran = true;
+  return Error::success();
+}
+
 extern const KernelDef kLinearKernel = {"linear", 2, 3, 1, 1, 0x4u, parseNoAttrs, runLinear,
                                         /*quantizedInputs=*/0x2u};
 extern const KernelDef kMatmulKernel = {"matmul", 2, 2, 1, 1, 0, parseMatmul, runMatmul};

@@ -137,25 +137,6 @@ Error runQuantizedLinear(const KernelCall &call, const Tensor &x, const Tensor &
   Tensor &out = *call.out[0];
   KILN_TRY(out.allocate(DType::Float32, outShape));
   int64_t rows = in == 0 ? dimProduct(x.shape(), 0, x.rank() - 1) : x.numel() / in;
-  if (!call.portableOnly && in > 0) { // SIMD kernels chosen by CPU features (kernels/opt/)
-    opt::LinearArgs args;
-    args.x = x.dataAs<float>();
-    args.rows = rows;
-    args.in = in;
-    args.out = outF;
-    args.kind = w.dtype() == DType::Int8 ? opt::WeightKind::Int8 : opt::WeightKind::Int4;
-    args.w = w.data();
-    args.scales = w.quant().scales;
-    args.scalesF16 = w.quant().scalesDType == DType::Float16;
-    args.group = w.quant().groupSize;
-    args.strip16 = w.quant().layout == QuantLayout::Int4Strip16;
-    args.weightReadAgain = call.weightReadAgain;
-    args.bias = bias ? bias->dataAs<float>() : nullptr;
-    args.y = out.mutableDataAs<float>();
-    args.ldy = outF;
-    opt::linear(args, call.pool);
-    return Error::success();
-  }
   quantizedLinear(x.dataAs<float>(), rows, w, bias ? bias->dataAs<float>() : nullptr,
                   out.mutableDataAs<float>());
   return Error::success();

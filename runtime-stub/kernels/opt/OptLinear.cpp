@@ -342,6 +342,39 @@ void linear(const LinearArgs &args, ThreadPool *pool) {
                     [&](int64_t b, int64_t e) { linearRange(args, xs, b, e); });
 }
 
+void linearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool) {
+  if (n <= 0)
+    return;
+  bool gemv = n <= kMaxLinearGroup;
+  for (int64_t i = 0; i < n && gemv; ++i)
+    gemv = as[i]->rows > 0 && as[i]->out > 0 && !gemmPreferred(*as[i]);
+  // Quantized weights (decode): x quantized once, one job for all channels.
+  if (n > 1 && gemv && quantLinearGroupApplies(as, n) && quantLinearGroup(as, n, pool))
+    return;
+  const LinearArgs &a = *as[0];
+  bool f32 = n > 1 && gemv;
+  for (int64_t i = 0; i < n && f32; ++i)
+    f32 = as[i]->kind == WeightKind::F32 && as[i]->x == a.x && as[i]->rows == a.rows &&
+          as[i]->in == a.in;
+  if (!f32 || !pool || pool->numThreads() <= 1) {
+    for (int64_t i = 0; i < n; ++i)
+      linear(*as[i], pool);
+    return;
+  }
+  // f32 GEMV: the output channels of all members laid end to end, one job.
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; ++i)
+    total += as[i]->out;
+  const int64_t grain = std::max<int64_t>(1, (32 * 1024) / std::max<int64_t>(1, a.rows * a.in));
+  pool->parallelFor(total, grain, [&](int64_t b, int64_t e) {
+    for (int64_t i = 0, base = 0; i < n && base < e; base += as[i]->out, ++i) {
+      const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + as[i]->out) - base;
+      if (lo < hi)
+        linearRange(*as[i], nullptr, lo, hi);
+    }
+  });
+}
+
 const char *selectedTargetName() { return HWY_DYNAMIC_DISPATCH(TargetNameImpl)(); }
 
 } // namespace opt

@@ -50,6 +50,15 @@ struct LinearArgs {
 /// (else on the calling thread) with the best SIMD target of this CPU.
 void linear(const LinearArgs &args, ThreadPool *pool);
 
+/// n linears that read the same x (the q / k / v or gate / up projections of
+/// a block, made consecutive by kiln-group-linears): for few rows (decode)
+/// with quantized (OptQuant.h quantLinearGroup) or f32 weights, all output
+/// channels laid end to end are split over `pool` in one parallel job (one
+/// hand-off instead of n; x quantized once). Otherwise, and for many rows
+/// (prefill), each runs as linear(). Every y gets the same bits as from
+/// linear() alone.
+void linearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool);
+
 /// Output channels [o0, o1) only, on the calling thread. For Int4, `xSplit`
 /// is x with each row rearranged as [even columns | odd columns] (splitInt4X);
 /// ignored for the other kinds.

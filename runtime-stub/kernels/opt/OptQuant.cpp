@@ -890,13 +890,27 @@ bool quantGemvApplies(const LinearArgs &a) {
          a.group % kQuantBlock == 0 && a.in % a.group == 0;
 }
 
-bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
+bool quantLinearGroupApplies(const LinearArgs *const *as, int64_t n) {
+  if (n < 1 || n > kMaxLinearGroup || !quantGemvApplies(*as[0]))
+    return false;
+  const LinearArgs &a = *as[0];
+  for (int64_t i = 1; i < n; ++i) {
+    const LinearArgs &b = *as[i];
+    if (!quantGemvApplies(b) || b.x != a.x || b.rows != a.rows || b.in != a.in ||
+        b.kind != a.kind || b.strip16 != a.strip16)
+      return false;
+  }
+  return true;
+}
+
+bool quantLinearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool) {
   static thread_local Buffers buf;
+  const LinearArgs &a = *as[0];
   const bool i4 = a.kind == WeightKind::Int4;
   const int64_t lanes = i4 ? a.in / 8 : a.in / 4;
-  const size_t n = static_cast<size_t>(a.rows * a.in), nl = static_cast<size_t>(a.rows * lanes);
-  if (buf.xq.size() < n)
-    buf.xq.resize(n);
+  const size_t nx = static_cast<size_t>(a.rows * a.in), nl = static_cast<size_t>(a.rows * lanes);
+  if (buf.xq.size() < nx)
+    buf.xq.resize(nx);
   if (buf.tmp.size() < static_cast<size_t>(a.in)) {
     buf.tmp.resize(static_cast<size_t>(a.in));
     buf.blockScale.resize(static_cast<size_t>(a.in / kQuantBlock));
@@ -905,41 +919,54 @@ bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
     buf.xs.resize(nl);
     buf.corr.resize(nl);
   }
+  // x is quantized once for every member (they share x, rows, in and kind).
   const int64_t W = HWY_DYNAMIC_DISPATCH(QuantWidth)();
   if (!prepare(a, W, buf.xq.data(), buf.xs.data(), buf.corr.data(), buf.tmp.data(),
                buf.blockScale.data()))
     return false;
-  quant::Plan p;
-  p.a = &a;
-  p.xq = buf.xq.data();
-  p.xs = buf.xs.data();
-  p.corr = buf.corr.data();
-  p.lanes = lanes;
-  p.rowBytes = i4 ? a.in / 2 : a.in;
-  p.groupsPerRow = a.in / a.group;
-  p.prefetch = i4 ? kPrefetchBytesInt4 : kPrefetchBytesInt8;
-  p.nta = !a.weightReadAgain;
-  if (a.strip16) {
-    p.lanes = a.in / kQuantBlock;
-    const int64_t strips = a.out / strip16::kChannels;
-    if (!pool || pool->numThreads() <= 1) {
-      HWY_DYNAMIC_DISPATCH(StripRange)(p, 0, strips);
-      return true;
-    }
-    const int64_t grain = std::max<int64_t>(1, (16 * 1024) / (strip16::kChannels * p.rowBytes));
-    pool->parallelFor(strips, grain,
-                      [&](int64_t b, int64_t e) { HWY_DYNAMIC_DISPATCH(StripRange)(p, b, e); });
-    return true;
+  quant::Plan plans[kMaxLinearGroup];
+  int64_t units[kMaxLinearGroup], total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    quant::Plan &p = plans[i];
+    p.a = as[i];
+    p.xq = buf.xq.data();
+    p.xs = buf.xs.data();
+    p.corr = buf.corr.data();
+    p.lanes = a.strip16 ? a.in / kQuantBlock : lanes;
+    p.rowBytes = i4 ? a.in / 2 : a.in;
+    p.groupsPerRow = a.in / as[i]->group;
+    p.prefetch = i4 ? kPrefetchBytesInt4 : kPrefetchBytesInt8;
+    p.nta = !as[i]->weightReadAgain;
+    // Work units: strips of 16 output channels (Int4Strip16) or channels.
+    units[i] = a.strip16 ? as[i]->out / strip16::kChannels : as[i]->out;
+    total += units[i];
   }
+  // Units [b, e) of the members laid end to end, each piece in its own range call.
+  auto runUnits = [&](int64_t b, int64_t e) {
+    for (int64_t i = 0, base = 0; i < n && base < e; base += units[i], ++i) {
+      const int64_t lo = std::max(b, base) - base, hi = std::min(e, base + units[i]) - base;
+      if (lo >= hi)
+        continue;
+      if (a.strip16)
+        HWY_DYNAMIC_DISPATCH(StripRange)(plans[i], lo, hi);
+      else
+        HWY_DYNAMIC_DISPATCH(QuantRange)(plans[i], lo, hi);
+    }
+  };
   if (!pool || pool->numThreads() <= 1) {
-    HWY_DYNAMIC_DISPATCH(QuantRange)(p, 0, a.out);
+    runUnits(0, total);
     return true;
   }
   // Tasks of at least ~16 KiB of weights (a few microseconds each).
-  const int64_t grain = std::max<int64_t>(1, (16 * 1024) / std::max<int64_t>(1, p.rowBytes));
-  pool->parallelFor(a.out, grain,
-                    [&](int64_t b, int64_t e) { HWY_DYNAMIC_DISPATCH(QuantRange)(p, b, e); });
+  const int64_t unitBytes = plans[0].rowBytes * (a.strip16 ? strip16::kChannels : 1);
+  const int64_t grain = std::max<int64_t>(1, (16 * 1024) / std::max<int64_t>(1, unitBytes));
+  pool->parallelFor(total, grain, runUnits);
   return true;
+}
+
+bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
+  const LinearArgs *one = &a;
+  return quantLinearGroup(&one, 1, pool);
 }
 
 const char *quantTargetName() { return HWY_DYNAMIC_DISPATCH(QuantTargetNameImpl)(); }

@@ -38,6 +38,21 @@ bool quantGemvApplies(const LinearArgs &a);
 /// kernels then keep inf / nan semantics).
 bool quantLinear(const LinearArgs &a, ThreadPool *pool);
 
+/// Most linears in one group (linearGroup).
+constexpr int64_t kMaxLinearGroup = 8;
+
+/// True when quantLinearGroup can compute the n linears as one job: each
+/// passes quantGemvApplies, all share x, rows, in, kind and layout, and
+/// 1 <= n <= kMaxLinearGroup.
+bool quantLinearGroupApplies(const LinearArgs *const *as, int64_t n);
+
+/// quantLinear for n linears that read the same x (q / k / v, gate / up):
+/// x is quantized once and the output channels of all of them, laid end to
+/// end, are split over `pool` in one parallel job. Each y gets the bits
+/// quantLinear gives it alone. Requires quantLinearGroupApplies; returns
+/// false, writing nothing, when x holds a non-finite value.
+bool quantLinearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool);
+
 /// Name of the SIMD target quantLinear's dispatcher picks now.
 const char *quantTargetName();
 

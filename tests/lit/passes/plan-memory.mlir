@@ -67,6 +67,31 @@ func.func @in_place(%x: tensor<4x8xf32>) -> tensor<32xf32> {
 
 // -----
 
+// A decode step's transpose [1, 1, 3, 4] -> [1, 3, 1, 4] only moves a size-1
+// dim (same bytes): it takes its dying operand's offset like a reshape. The
+// transpose of [1, 2, 3, 4] -> [1, 3, 2, 4] reorders data: its own buffer, and
+// so does the permute that swaps the two dims of size > 1.
+// CHECK-LABEL: func.func @transpose_views(
+// CHECK:         %[[A:.+]] = kiln.unary "exp" %arg0 {kiln.arena_offsets = array<i64: [[OA:[0-9]+]]>}
+// CHECK:         kiln.transpose %[[A]] dim0 1 dim1 2 {kiln.arena_offsets = array<i64: [[OA]]>}
+// CHECK:         %[[B:.+]] = kiln.unary "exp" %arg1
+// CHECK:         kiln.transpose %[[B]] dim0 1 dim1 2
+// CHECK:         %[[C:.+]] = kiln.unary "exp" %arg2
+// CHECK:         kiln.permute %[[C]] perm [1, 0]
+// STATS: kiln-plan-memory: transpose_views: {{.*}} 6 values planned, 0 left dynamic, 1 in place
+func.func @transpose_views(%x: tensor<1x1x3x4xf32>, %y: tensor<1x2x3x4xf32>, %z: tensor<2x3xf32>)
+    -> (tensor<1x3x1x4xf32>, tensor<1x3x2x4xf32>, tensor<3x2xf32>) {
+  %a = kiln.unary "exp" %x : (tensor<1x1x3x4xf32>) -> tensor<1x1x3x4xf32>
+  %t = kiln.transpose %a dim0 1 dim1 2 : (tensor<1x1x3x4xf32>) -> tensor<1x3x1x4xf32>
+  %b = kiln.unary "exp" %y : (tensor<1x2x3x4xf32>) -> tensor<1x2x3x4xf32>
+  %u = kiln.transpose %b dim0 1 dim1 2 : (tensor<1x2x3x4xf32>) -> tensor<1x3x2x4xf32>
+  %c = kiln.unary "exp" %z : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  %p = kiln.permute %c perm [1, 0] : (tensor<2x3xf32>) -> tensor<3x2xf32>
+  return %t, %u, %p : tensor<1x3x1x4xf32>, tensor<1x3x2x4xf32>, tensor<3x2xf32>
+}
+
+// -----
+
 // %a is read again by the add after the exp: the exp must not overwrite it, so
 // %b gets its own 128 bytes. At the add both %b and %a die; the add takes the
 // first one's offset (%b, 128).

@@ -690,6 +690,111 @@ TEST_F(OptLinear, Strip16ThreadPoolMatchesReference) {
   EXPECT_EQ(checkQuantCase(w, x, 1, &bias, &pool, "3 threads, 1536 x 576"), 0);
 }
 
+// ---------------------------------------------------------------------------
+// Linear groups (opt::linearGroup): linears sharing x run as one job.
+
+/// Runs n random linears of `kind` sharing one x through linearGroup and each
+/// through linear(); returns the number of output values whose bits differ
+/// (each failure is reported with kind, member, shape and index).
+int groupMismatches(std::mt19937 &rng, opt::WeightKind kind, bool strip16, int n, int64_t rows,
+                    bool nonFinite, rt::ThreadPool *pool) {
+  std::uniform_int_distribution<int> outD(1, 70), kD(1, 6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t in = 32 * kD(rng);
+  std::vector<Weight> ws;
+  std::vector<std::vector<float>> biases(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int64_t out = strip16 ? 16 * (1 + outD(rng) % 6) : outD(rng);
+    ws.push_back(makeWeight(rng, kind, out, in, 32, i % 2 == 0));
+    if (strip16)
+      ws.back().packStrip16();
+    biases[static_cast<size_t>(i)].resize(static_cast<size_t>(out));
+    for (auto &v : biases[static_cast<size_t>(i)])
+      v = normal(rng);
+  }
+  std::vector<float> x(static_cast<size_t>(rows * in));
+  for (auto &v : x)
+    v = normal(rng);
+  if (nonFinite)
+    x[static_cast<size_t>(in / 2)] = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> want(static_cast<size_t>(n)), got(static_cast<size_t>(n));
+  std::vector<opt::LinearArgs> args;
+  for (int i = 0; i < n; ++i) {
+    const std::vector<float> *b = i == 1 ? &biases[static_cast<size_t>(i)] : nullptr;
+    opt::linear(argsFor(ws[static_cast<size_t>(i)], x, rows, b, &want[static_cast<size_t>(i)]), pool);
+    args.push_back(argsFor(ws[static_cast<size_t>(i)], x, rows, b, &got[static_cast<size_t>(i)]));
+  }
+  std::vector<const opt::LinearArgs *> ptrs;
+  for (const auto &a : args)
+    ptrs.push_back(&a);
+  opt::linearGroup(ptrs.data(), n, pool);
+  int bad = 0;
+  for (int i = 0; i < n; ++i)
+    for (size_t k = 0; k < want[static_cast<size_t>(i)].size(); ++k) {
+      const float a = got[static_cast<size_t>(i)][k], b = want[static_cast<size_t>(i)][k];
+      if (std::memcmp(&a, &b, sizeof a) != 0 && bad++ < 3)
+        ADD_FAILURE() << "linearGroup " << kindName(kind) << (strip16 ? " (Int4Strip16)" : "")
+                      << " member " << i << " of " << n << ": weight [" << ws[static_cast<size_t>(i)].out
+                      << ", " << in << "], rows " << rows << ", y[" << k << "] = " << a
+                      << ", linear() alone gives " << b << " (must be bit-identical)";
+    }
+  return bad;
+}
+
+TEST_F(OptLinear, GroupGivesEachLinearItsOwnBits) {
+  // Decode-sized rows take the one-job path (f32 GEMV, quantized GEMV with x
+  // quantized once); 20 rows (GEMM) and non-finite x run member by member.
+  rt::ThreadPool pool(3);
+  std::mt19937 rng(31);
+  struct Kind {
+    opt::WeightKind kind;
+    bool strip16;
+  } kinds[] = {{opt::WeightKind::F32, false},
+               {opt::WeightKind::Int8, false},
+               {opt::WeightKind::Int4, false},
+               {opt::WeightKind::Int4, true}};
+  for (int64_t t : {static_cast<int64_t>(0), static_cast<int64_t>(HWY_STATIC_TARGET)}) {
+    if (t != 0)
+      hwy::SetSupportedTargetsForTest(t);
+    for (const Kind &k : kinds)
+      for (rt::ThreadPool *p : {static_cast<rt::ThreadPool *>(nullptr), &pool})
+        for (int n : {2, 3, 5})
+          for (int64_t rows : {1, 3, 20})
+            EXPECT_EQ(groupMismatches(rng, k.kind, k.strip16, n, rows, false, p), 0);
+    for (const Kind &k : kinds)
+      EXPECT_EQ(groupMismatches(rng, k.kind, k.strip16, 3, 1, true, &pool), 0);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST_F(OptLinear, GroupRunsAsOneParallelJob) {
+  // q / k / v of MobileLLM-125M (576 -> 576, 192, 192), int4 strips: one
+  // hand-off to the pool for all three instead of three.
+  rt::ThreadPool pool(2);
+  std::mt19937 rng(32);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<Weight> ws;
+  for (int64_t out : {576, 192, 192}) {
+    ws.push_back(makeWeight(rng, opt::WeightKind::Int4, out, 576, 32, true));
+    ws.back().packStrip16();
+  }
+  std::vector<float> x(576);
+  for (auto &v : x)
+    v = normal(rng);
+  std::vector<std::vector<float>> ys(3);
+  std::vector<opt::LinearArgs> args;
+  for (size_t i = 0; i < 3; ++i)
+    args.push_back(argsFor(ws[i], x, 1, nullptr, &ys[i]));
+  const opt::LinearArgs *ptrs[3] = {&args[0], &args[1], &args[2]};
+  pool.resetStats();
+  opt::linearGroup(ptrs, 3, &pool);
+  EXPECT_EQ(pool.stats().parallelCalls, 1u);
+  pool.resetStats();
+  for (const auto &a : args)
+    opt::linear(a, &pool);
+  EXPECT_EQ(pool.stats().parallelCalls, 3u);
+}
+
 TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
   // Every element and scale of a packed weight reads back as the row-layout one.
   std::mt19937 rng(25);

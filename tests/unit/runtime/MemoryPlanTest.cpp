@@ -192,3 +192,61 @@ TEST(MemoryPlan, KernelOutputOfAnotherSizeIsAnError) {
             std::string::npos)
       << r.error().message();
 }
+
+TEST(MemoryPlan, ViewsOnTheirOperandAreSkipped) {
+  // forward(x f32[1,1,3,4], y f32[1,2,3,4]):
+  //   a = exp(x) @0; t = transpose(a, 1, 2) @0: [1,3,1,4], only a size-1 dim
+  //   moves, planned on a (kiln-plan-memory does this): nothing to run;
+  //   b = exp(y) @64; u = transpose(b, 1, 2) @192: reorders data, runs;
+  //   c = neg(t) @320, d = neg(u) @384: the outputs.
+  TProgram tp;
+  TMethod m;
+  m.arenaBytes = 512;
+  m.arenaLowerBoundBytes = 512;
+  m.naiveBytes = 512;
+  int x = m.add({"x", fb::DType::Float32, 4, {1, 1, 3, 4}, fb::ValueKind::Input});
+  int y = m.add({"y", fb::DType::Float32, 4, {1, 2, 3, 4}, fb::ValueKind::Input});
+  auto planned = [&](const char *name, std::vector<int64_t> dims, int64_t offset,
+                     fb::ValueKind kind = fb::ValueKind::Intermediate) {
+    TValue v{name, fb::DType::Float32, (int)dims.size(), dims, kind};
+    v.arenaOffset = offset;
+    return m.add(v);
+  };
+  int a = planned("a", {1, 1, 3, 4}, 0), t = planned("t", {1, 3, 1, 4}, 0);
+  int b = planned("b", {1, 2, 3, 4}, 64), u = planned("u", {1, 3, 2, 4}, 192);
+  int c = planned("c", {1, 3, 1, 4}, 320, fb::ValueKind::Output);
+  int d = planned("d", {1, 3, 2, 4}, 384, fb::ValueKind::Output);
+  m.inputs = {x, y};
+  m.outputs = {c, d};
+  m.instrs.push_back({"unary", {x}, {a}, {attrStr("fn", "exp")}});
+  m.instrs.push_back({"transpose", {a}, {t}, {attrInt("dim0", 1), attrInt("dim1", 2)}});
+  m.instrs.push_back({"unary", {y}, {b}, {attrStr("fn", "exp")}});
+  m.instrs.push_back({"transpose", {b}, {u}, {attrInt("dim0", 1), attrInt("dim1", -2)}});
+  m.instrs.push_back({"unary", {t}, {c}, {attrStr("fn", "neg")}});
+  m.instrs.push_back({"unary", {u}, {d}, {attrStr("fn", "neg")}});
+  tp.methods.push_back(m);
+  auto bytes = tp.build();
+  auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(prog.ok()) << prog.error().message();
+  EXPECT_EQ((*prog)->methodInfo("forward")->numNoopViews, 1u);
+  std::vector<float> xv(12), yv(24);
+  for (size_t i = 0; i < xv.size(); ++i)
+    xv[i] = 0.1f * (float)i;
+  for (size_t i = 0; i < yv.size(); ++i)
+    yv[i] = -0.05f * (float)i;
+  for (int run = 0; run < 2; ++run) {
+    auto r = (*prog)->run("forward", {f32({1, 1, 3, 4}, xv), f32({1, 2, 3, 4}, yv)});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    ASSERT_EQ((*r)[0].shape().str(), "[1,3,1,4]");
+    std::vector<float> want;
+    for (float v : xv)
+      want.push_back(-std::exp(v));
+    expectNear(floats((*r)[0]), want, "neg(transpose(exp(x), 1, 2)), skipped transpose");
+    want.clear();
+    for (int h = 0; h < 3; ++h)
+      for (int s = 0; s < 2; ++s)
+        for (int k = 0; k < 4; ++k)
+          want.push_back(-std::exp(yv[(size_t)((s * 3 + h) * 4 + k)]));
+    expectNear(floats((*r)[1]), want, "neg(transpose(exp(y), 1, 2)), gathered");
+  }
+}

@@ -409,6 +409,100 @@ TEST(QuantizedKernels, WeightsReadAgainAreFoundAtLoad) {
   }
 }
 
+/// The program of LinearGroupsAreFoundAtLoad: y1 = W1 x, y2 = W2 x (consecutive,
+/// one group), y3 = W1 y1 (another input: not in it); `badBias` gives the
+/// second linear a bias of the wrong size.
+TProgram siblingLinearsProgram(const TestWeight &w1, const TestWeight &w2, bool badBias) {
+  TProgram p = quantizedProgram(w1, "linear", 1, fb::DType::Float32);
+  p.segments.push_back(w2.data);
+  p.segments.push_back(w2.scales);
+  TMethod &m = p.methods[0];
+  TValue second = m.values[0];
+  second.name = "w2";
+  second.shape = {w2.out, w2.in};
+  second.segment = 2;
+  second.scalesSegment = 3;
+  const int w2i = m.add(second);
+  TValue y2, y3;
+  y2.kind = y3.kind = fb::ValueKind::Output;
+  const int y2i = m.add(y2), y3i = m.add(y3);
+  const int xi = m.instrs[0].inputs[0], wi = m.instrs[0].inputs[1], y1i = m.instrs[0].outputs[0];
+  TInstr l2 = m.instrs[0], l3 = m.instrs[0];
+  l2.inputs = {xi, w2i};
+  if (badBias) {
+    TValue b;
+    b.name = "bias";
+    b.kind = fb::ValueKind::Input;
+    b.dtype = fb::DType::Float32;
+    const int bi = m.add(b);
+    l2.inputs.push_back(bi);
+    m.inputs.push_back(bi);
+  }
+  l2.outputs = {y2i};
+  l3.inputs = {y1i, wi};
+  l3.outputs = {y3i};
+  m.instrs.push_back(l2);
+  m.instrs.push_back(l3);
+  m.outputs = {y1i, y2i, y3i};
+  return p;
+}
+
+TEST(QuantizedKernels, LinearGroupsAreFoundAtLoad) {
+  // Two consecutive linears reading x run as one job (numLinearGroups); the
+  // results equal the dequantized reference like any linear, on 1 and 2
+  // threads and with the portable kernels (which run them one by one).
+  std::mt19937 rng(44);
+  TestWeight w1 = makeWeight(rng, 64, 64, 4, 32), w2 = makeWeight(rng, 48, 64, 4, 32);
+  w1.repackStrip16();
+  w2.repackStrip16();
+  std::vector<uint8_t> bytes = siblingLinearsProgram(w1, w2, false).build();
+  std::vector<float> x = randomVector(rng, 64);
+  for (bool portable : {false, true})
+    for (int threads : {1, 2}) {
+      const std::string what = std::string(portable ? "portable" : "optimized") + " kernels, " +
+                               std::to_string(threads) + " thread(s)";
+      rt::LoadOptions opts;
+      opts.portableKernels = portable;
+      auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size(), opts);
+      ASSERT_TRUE(prog.ok()) << prog.error().message();
+      ASSERT_FALSE((*prog)->setNumThreads(threads).failed());
+      EXPECT_EQ((*prog)->methodInfo("forward")->numLinearGroups, 1u);
+      EXPECT_EQ((*prog)->methodInfo("forward")->numGroupedLinears, 2u);
+      auto y = (*prog)->run("forward", {f32({1, 64}, x)});
+      ASSERT_TRUE(y.ok()) << what << ": " << y.error().message();
+      ASSERT_EQ(y->size(), 3u);
+      auto check = [&](const Tensor &got, const TestWeight &w, const std::vector<double> &in,
+                       const char *name) {
+        ASSERT_EQ(got.numel(), w.out) << what << " " << name;
+        for (int64_t o = 0; o < w.out; ++o) {
+          double ref = 0, mag = 0;
+          for (int64_t c = 0; c < w.in; ++c) {
+            ref += in[c] * w.dequant[o * w.in + c];
+            mag += std::fabs(in[c] * w.dequant[o * w.in + c]);
+          }
+          // x rounded to int8 blocks (optimized GEMV): 2% of the magnitude.
+          EXPECT_NEAR(got.dataAs<float>()[o], ref, 0.02 * mag + 1e-6)
+              << what << " " << name << " output " << o;
+        }
+      };
+      const std::vector<double> xd(x.begin(), x.end());
+      check((*y)[0], w1, xd, "y1 = W1 x");
+      check((*y)[1], w2, xd, "y2 = W2 x");
+      std::vector<double> y1got((*y)[0].dataAs<float>(), (*y)[0].dataAs<float>() + 64);
+      check((*y)[2], w1, y1got, "y3 = W1 y1");
+    }
+  // A member that the general path rejects is run (and reported) on its own:
+  // the error names the second instruction.
+  std::vector<uint8_t> bad = siblingLinearsProgram(w1, w2, true).build();
+  auto prog = rt::Program::loadFromBytes(bad.data(), bad.size());
+  ASSERT_TRUE(prog.ok()) << prog.error().message();
+  ASSERT_FALSE((*prog)->setNumThreads(2).failed());
+  auto y = (*prog)->run("forward", {f32({1, 64}, x), f32({7}, randomVector(rng, 7))});
+  ASSERT_FALSE(y.ok());
+  EXPECT_NE(y.error().message().find("instruction 1"), std::string::npos) << y.error().message();
+  EXPECT_NE(y.error().message().find("bias"), std::string::npos) << y.error().message();
+}
+
 TEST(QuantizedKernels, ReaderChecksQuantLayoutAndVersion) {
   std::mt19937 rng(42);
   TestWeight w = makeWeight(rng, 16, 64, 4, 32);
