@@ -3,7 +3,7 @@
 
     /usr/bin/python3 benchmarks/run.py [--quick] [--config published|tiny] [--models 125M,LS-125M]
         [--build-dir build] [--out benchmarks/results/latest.json] [--max-seq-len 256]
-        [--prompt-len 128] [--decode-tokens 64] [--repeats 2] [--threads 2]
+        [--prompt-len 128] [--decode-tokens 64] [--repeats 4] [--threads 2]
 
 Per model: a seeded random checkpoint (kiln.models.testing, published layout), exported by
 `kiln export-hf` as fp32, int8 and int4 (group 32); `kiln-runtime generate` measures prefill
@@ -165,33 +165,48 @@ def generate_options(runtime, threads):
     return opts, used
 
 
-def bench_kiln(runtime, program, prompt, decode_tokens, repeats, opts, work):
+def kiln_run_once(runtime, program, prompt, decode_tokens, opts, work):
+    """One `kiln-runtime generate` process: its decode and prefill speed, load time,
+    peak RSS and generated ids."""
     cmd = [runtime, "generate", program, "--prompt-tokens", ",".join(map(str, prompt)),
            "-n", str(decode_tokens + 1), "--ignore-eos", "--print-token-ids"] + opts
-    spawn_measured(cmd, work)  # warm-up: page cache, CPU frequency
-    best = None
-    rss = 0
-    for _ in range(repeats):
-        out, err, wall, peak = spawn_measured(cmd, work)
-        g = parse_generate(err)
-        if g["decode_s"] <= 0 or g["prefill_s"] <= 0:
-            raise BenchError(f"{os.path.basename(program)}: too fast to time at generate's "
-                             f"millisecond resolution: raise --decode-tokens")
-        if int(g["generated"]) != decode_tokens + 1 or len(out.split()) != decode_tokens + 1:
-            raise BenchError(f"generate made {g['generated']:.0f} tokens, wanted {decode_tokens + 1}")
-        # The first token comes from the prefill logits: decode_s covers decode_tokens steps.
-        r = {"decode_tps": decode_tokens / g["decode_s"],
-             "prefill_tps": g["prompt_tokens"] / g["prefill_s"],
-             "load_s": max(0.0, wall - g["prefill_s"] - g["decode_s"]),
-             "tokens": [int(t) for t in out.split()]}
-        rss = max(rss, peak)
-        if best is None:
-            best = r
-        else:
-            best = {"decode_tps": max(best["decode_tps"], r["decode_tps"]),
-                    "prefill_tps": max(best["prefill_tps"], r["prefill_tps"]),
-                    "load_s": min(best["load_s"], r["load_s"]), "tokens": best["tokens"]}
-    best["peak_rss_bytes"] = rss
+    out, err, wall, peak = spawn_measured(cmd, work)
+    g = parse_generate(err)
+    if g["decode_s"] <= 0 or g["prefill_s"] <= 0:
+        raise BenchError(f"{os.path.basename(program)}: too fast to time at generate's "
+                         f"millisecond resolution: raise --decode-tokens")
+    if int(g["generated"]) != decode_tokens + 1 or len(out.split()) != decode_tokens + 1:
+        raise BenchError(f"generate made {g['generated']:.0f} tokens, wanted {decode_tokens + 1}")
+    # The first token comes from the prefill logits: decode_s covers decode_tokens steps.
+    return {"decode_tps": decode_tokens / g["decode_s"],
+            "prefill_tps": g["prompt_tokens"] / g["prefill_s"],
+            "load_s": max(0.0, wall - g["prefill_s"] - g["decode_s"]),
+            "peak_rss_bytes": peak,
+            "tokens": [int(t) for t in out.split()]}
+
+
+def bench_kiln_interleaved(runtime, programs, decode_tokens, repeats, opts, work):
+    """programs: {key: (path, prompt)}. One warm-up round, then `repeats` rounds; each
+    round runs every program once, in turn, so that every program (format, model) is
+    sampled in the same stretches of time: on a shared machine whose speed drifts by
+    tens of percent, measuring one program's runs back to back and then the next
+    one's skews the ratios between them. Keeps per program the best decode and prefill
+    speed, the smallest load time, the largest peak RSS and the ids of the first run."""
+    best = {}
+    for rnd in range(repeats + 1):  # round 0: warm-up (page cache, CPU frequency)
+        for key, (program, prompt) in programs.items():
+            log(f"{key}: generate" + (" (warm-up)" if rnd == 0 else f" (round {rnd}/{repeats})"))
+            r = kiln_run_once(runtime, program, prompt, decode_tokens, opts, work)
+            if rnd == 0:
+                continue
+            b = best.get(key)
+            if b is None:
+                best[key] = r
+            else:
+                b["decode_tps"] = max(b["decode_tps"], r["decode_tps"])
+                b["prefill_tps"] = max(b["prefill_tps"], r["prefill_tps"])
+                b["load_s"] = min(b["load_s"], r["load_s"])
+                b["peak_rss_bytes"] = max(b["peak_rss_bytes"], r["peak_rss_bytes"])
     return best
 
 
@@ -300,8 +315,9 @@ def main(argv=None):
     ap.add_argument("--max-seq-len", type=int, default=256)
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--decode-tokens", type=int, help="default 64 (--quick: 16)")
-    ap.add_argument("--repeats", type=int, help="measured runs after one warm-up "
-                    "(best is kept; default 2, --quick: 1)")
+    ap.add_argument("--repeats", type=int, help="measured rounds after one warm-up round "
+                    "(each round runs every Kiln program once; best is kept; PyTorch: "
+                    "measured passes per setting; default 4, --quick: 1)")
     ap.add_argument("--threads", type=int, default=2,
                     help="Kiln threads, when generate has --threads (default 2)")
     ap.add_argument("--torch-threads", default="1x1,1x2,2x1,2x2",
@@ -316,7 +332,7 @@ def main(argv=None):
         if m not in ("125M", "LS-125M"):
             ap.error(f"--models: unknown model {m!r} (known: 125M, LS-125M)")
     decode_tokens = a.decode_tokens or (16 if a.quick else 64)
-    repeats = a.repeats or (1 if a.quick else 2)
+    repeats = a.repeats or (1 if a.quick else 4)
     try:
         torch_threads = parse_torch_settings(a.torch_threads)
     except ValueError as e:
@@ -365,21 +381,29 @@ def main(argv=None):
 
     import random
     result["models"] = {}
+    # Every program first, then the Kiln runs interleaved (bench_kiln_interleaved).
+    setup, programs = {}, {}
     for name in models:
         config = model_config(name, a.config == "tiny")
         ckpt = prepare_checkpoint(work, name, config, a.seed)
         rng = random.Random(a.seed)
         prompt = [rng.randrange(3, config["vocab_size"]) for _ in range(a.prompt_len)]
+        setup[name] = (config, ckpt, prompt)
+        for fmt, fmt_args in FORMATS:
+            program = os.path.join(work, f"{name}.{fmt}.kiln")
+            export(kiln, ckpt, program, fmt_args, a.max_seq_len)
+            programs[f"{name} {fmt}"] = (program, prompt)
+    measured = bench_kiln_interleaved(runtime, programs, decode_tokens, repeats, opts, work)
+    for name in models:
+        config, ckpt, prompt = setup[name]
         entry = {"config": {k: config[k] for k in ("num_hidden_layers", "hidden_size",
                                                    "intermediate_size", "num_attention_heads",
                                                    "num_key_value_heads", "vocab_size")},
                  "layer_sharing": bool(config.get("layer_sharing", False)), "kiln": {}}
-        for fmt, fmt_args in FORMATS:
-            program = os.path.join(work, f"{name}.{fmt}.kiln")
-            export(kiln, ckpt, program, fmt_args, a.max_seq_len)
+        for fmt, _ in FORMATS:
+            program = programs[f"{name} {fmt}"][0]
             info = inspect(runtime, program)
-            log(f"{name} {fmt}: generate")
-            r = bench_kiln(runtime, program, prompt, decode_tokens, repeats, opts, work)
+            r = measured[f"{name} {fmt}"]
             # Bytes read per decoded token: every weight once, plus the filled part of the
             # KV cache at the mean decode position.
             mean_pos = a.prompt_len + decode_tokens / 2.0
