@@ -742,26 +742,7 @@ Error Program::execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint
     return invalidArgument(iw + " has shape " + t.shape().str() + ", expected " + declShape(d));
   }
   if (plan.info.numPlannedValues > 0 && !plan.arena) {
-    // One arena for every method without its own: methods never run at once,
-    // so the largest plan fits them all. Allocated once, reused by every run.
-    size_t bytes = (size_t)sharedArenaBytes();
-    if (!sharedArena_ || sharedArenaSize_ < bytes) {
-      // (A method given its own arena later only shrinks the need.) Mapped,
-      // not malloc'ed: page-aligned, so releaseArenaMemory can return pages.
-      const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-      size_t cap = std::max<size_t>((bytes + page - 1) / page * page, page);
-      void *m = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (m == MAP_FAILED)
-        return outOfMemory("method " + method + ": cannot allocate the " +
-                           std::to_string(bytes) + "-byte arena of the memory plan");
-      for (auto &m2 : methods_)
-        if (!m2->ownArena)
-          m2->arena = nullptr; // rebound at their next run
-      if (sharedArena_)
-        ::munmap(sharedArena_, sharedArenaSize_);
-      sharedArena_ = m;
-      sharedArenaSize_ = cap;
-    }
+    KILN_TRY(ensureSharedArena().withContext("method " + method));
     bindArena(plan, sharedArena_);
   }
   for (size_t i = 0; i < inputs.size(); ++i)
@@ -904,6 +885,43 @@ std::vector<InstructionProfile> Program::profile(const std::string &method) cons
     out.push_back(std::move(ip));
   }
   return out;
+}
+
+Error Program::ensureSharedArena() {
+  // One arena for every method without its own: methods never run at once,
+  // so the largest plan fits them all. Allocated once, reused by every run.
+  size_t bytes = (size_t)sharedArenaBytes();
+  if (sharedArena_ && sharedArenaSize_ >= bytes)
+    return Error::success();
+  // (A method given its own arena later only shrinks the need.) Mapped, not
+  // malloc'ed: page-aligned, so releaseArenaMemory can return pages.
+  const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t cap = std::max<size_t>((bytes + page - 1) / page * page, page);
+  void *m = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED)
+    return outOfMemory("cannot allocate the " + std::to_string(bytes) +
+                       "-byte arena of the memory plan");
+  for (auto &m2 : methods_)
+    if (!m2->ownArena)
+      m2->arena = nullptr; // rebound at their next run
+  if (sharedArena_)
+    ::munmap(sharedArena_, sharedArenaSize_);
+  sharedArena_ = m;
+  sharedArenaSize_ = cap;
+  return Error::success();
+}
+
+Error Program::reserveArena() {
+  if (sharedArenaBytes() == 0)
+    return Error::success();
+  KILN_TRY(ensureSharedArena());
+  // Fault every page in now, in one call, instead of one page fault per 4 KiB
+  // during the first run (advisory: without MADV_POPULATE_WRITE, Linux < 5.14,
+  // the first run faults them in as before).
+#ifdef MADV_POPULATE_WRITE
+  ::madvise(sharedArena_, sharedArenaSize_, MADV_POPULATE_WRITE);
+#endif
+  return Error::success();
 }
 
 void Program::releaseArenaMemory(uint64_t keepBytes) {

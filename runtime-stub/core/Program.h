@@ -122,6 +122,11 @@ public:
   /// Bytes of the arena the methods share (the largest arenaBytes of the
   /// methods without an arena of their own); allocated at the first run.
   uint64_t sharedArenaBytes() const;
+  /// Allocates the shared arena now (not at the first run) and faults its pages
+  /// in, so the first run pays no page faults for it (the LLM runner calls it at
+  /// load: the first prefill chunk touches all of it anyway). Fails only when
+  /// the memory cannot be mapped.
+  Error reserveArena();
   /// Gives the shared arena's memory past its first keepBytes back to the OS
   /// (the arena is scratch between runs; later runs fault the pages in again).
   /// E.g. the LLM runner after prefill, whose arena (the [1, C, V] logits) is
@@ -195,6 +200,8 @@ private:
   size_t stateMappingSize_ = 0;
   std::vector<std::pair<std::string, std::string>> metadata_;
   std::vector<std::unique_ptr<MethodPlan>> methods_;
+  /// Maps the shared arena if it is missing or too small (sharedArenaBytes).
+  Error ensureSharedArena();
   void *sharedArena_ = nullptr; // the methods' arena (unless setArena), mapped
   size_t sharedArenaSize_ = 0;
   int numThreads_ = 1;

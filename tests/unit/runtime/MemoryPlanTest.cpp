@@ -93,6 +93,28 @@ TEST(MemoryPlan, RunsInTheArenaAndCopiesOutputsOut) {
   expectNear(floats((*r1)[0]), expected(x1), "run 1 output after run 2");
 }
 
+TEST(MemoryPlan, ReservedArenaIsTheOneRunsUse) {
+  // reserveArena maps (and faults in) the shared arena at load: the runs bind
+  // to it (the output view points at the same bytes run after run) and
+  // compute the same values.
+  auto bytes = plannedProgram().build();
+  auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+  ASSERT_TRUE(prog.ok()) << prog.error().message();
+  rt::Program &p = **prog;
+  EXPECT_EQ(p.sharedArenaBytes(), 128u);
+  ASSERT_FALSE(p.reserveArena().failed());
+  std::vector<float> x = {0, 1, 2, 3, -1, -2, 0.5f, 0.25f};
+  std::vector<Tensor> views;
+  ASSERT_FALSE(p.runViews("forward", {f32({2, 4}, x)}, &views).failed());
+  ASSERT_EQ(views.size(), 1u);
+  const void *first = views[0].data();
+  expectNear(floats(views[0]), expected(x), "after reserveArena");
+  ASSERT_FALSE(p.reserveArena().failed()); // already there: kept, not replaced
+  ASSERT_FALSE(p.runViews("forward", {f32({2, 4}, x)}, &views).failed());
+  EXPECT_EQ(views[0].data(), first);
+  expectNear(floats(views[0]), expected(x), "second run");
+}
+
 TEST(MemoryPlan, CallerArenaHoldsThePlannedValues) {
   auto bytes = plannedProgram().build();
   auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
