@@ -21,6 +21,7 @@
 //  packing from an atomic counter, waits until all are packed, then claims
 //  strips of channel groups until none is left.
 #include "runtime-stub/kernels/opt/OptGemm.h"
+#include "runtime-stub/kernels/opt/OptQuant.h" // kMaxLinearGroup
 
 // SVE/RVV vectors are sizeless and cannot live in the accumulator arrays below;
 // on those machines NEON (or the baseline) is used.
@@ -502,14 +503,23 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
   }
 }
 
-void GemmImpl(const LinearArgs &a, ThreadPool *pool) {
-  if (a.rows <= 0 || a.out <= 0 || a.in <= 0)
+// The n members share x, rows, in, kind and layout (gemmGroup): x is packed
+// once per row chunk for all of them, and their channel groups are laid end to
+// end in one pool job. Each member's outputs are what a call of its own gives
+// (the same packed x, the same groups of kNO channels).
+void GemmImpl(const LinearArgs *const *as, int64_t n, ThreadPool *pool) {
+  const LinearArgs &a = *as[0];
+  if (n <= 0 || a.rows <= 0 || a.in <= 0)
     return;
   const hn::ScalableTag<float> d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t R = kRV * N, K = a.in;
   const int64_t chunk = std::max<int64_t>(1, gd::kChunkFloats / (K * R)) * R;
-  const int64_t groups = (a.out + kNO - 1) / kNO;
+  int64_t groups[kMaxLinearGroup], totalGroups = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    groups[i] = (as[i]->out + kNO - 1) / kNO;
+    totalGroups += groups[i];
+  }
   const int64_t firstRows = std::min(chunk, a.rows);
   float *xp = gd::scratch(0, static_cast<size_t>(((firstRows + R - 1) / R) * R * K));
   const int threads = pool ? pool->numThreads() : 1;
@@ -517,7 +527,8 @@ void GemmImpl(const LinearArgs &a, ThreadPool *pool) {
     for (int64_t r0 = 0; r0 < a.rows; r0 += chunk) {
       const int64_t nr = std::min(chunk, a.rows - r0);
       PackX(a, r0, nr, xp, 0, K);
-      Groups(a, r0, nr, xp, 0, groups);
+      for (int64_t i = 0; i < n; ++i)
+        Groups(*as[i], r0, nr, xp, 0, groups[i]);
     }
     return;
   }
@@ -530,8 +541,13 @@ void GemmImpl(const LinearArgs &a, ThreadPool *pool) {
   const int64_t pieceK = std::max<int64_t>(16, gd::kPackPieceFloats / std::max<int64_t>(1, firstRows));
   const int64_t pieces = (K + pieceK - 1) / pieceK;
   const int64_t strip = std::max<int64_t>(
-      1, std::min<int64_t>(kStrip, groups / (gd::kStripsPerThread * threads)));
-  const int64_t strips = (groups + strip - 1) / strip;
+      1, std::min<int64_t>(kStrip, totalGroups / (gd::kStripsPerThread * threads)));
+  // Strips of the members laid end to end: member i owns [first[i], first[i + 1]).
+  int64_t first[kMaxLinearGroup + 1];
+  first[0] = 0;
+  for (int64_t i = 0; i < n; ++i)
+    first[i + 1] = first[i] + (groups[i] + strip - 1) / strip;
+  const int64_t strips = first[n];
   for (int64_t r0 = 0; r0 < a.rows; r0 += chunk) {
     const int64_t nr = std::min(chunk, a.rows - r0);
     std::atomic<int64_t> packNext{0}, packDone{0}, stripNext{0};
@@ -542,8 +558,13 @@ void GemmImpl(const LinearArgs &a, ThreadPool *pool) {
       }
       while (packDone.load(std::memory_order_acquire) < pieces)
         gd::relax();
-      for (int64_t s; (s = stripNext.fetch_add(1, std::memory_order_relaxed)) < strips;)
-        Groups(a, r0, nr, xp, s * strip, std::min(groups, (s + 1) * strip));
+      for (int64_t s; (s = stripNext.fetch_add(1, std::memory_order_relaxed)) < strips;) {
+        int64_t i = 0;
+        while (s >= first[i + 1])
+          ++i;
+        const int64_t local = s - first[i];
+        Groups(*as[i], r0, nr, xp, local * strip, std::min(groups[i], (local + 1) * strip));
+      }
     });
   }
 }
@@ -572,7 +593,25 @@ HWY_EXPORT(GemmImpl);
 HWY_EXPORT(GemmTileImpl);
 
 void gemm(const LinearArgs &args, ThreadPool *pool) {
-  HWY_DYNAMIC_DISPATCH(GemmImpl)(args, pool);
+  const LinearArgs *one = &args;
+  HWY_DYNAMIC_DISPATCH(GemmImpl)(&one, 1, pool);
+}
+
+bool gemmGroupApplies(const LinearArgs *const *as, int64_t n) {
+  if (n < 1 || n > kMaxLinearGroup)
+    return false;
+  const LinearArgs &a = *as[0];
+  for (int64_t i = 0; i < n; ++i) {
+    const LinearArgs &b = *as[i];
+    if (!gemmPreferred(b) || b.out <= 0 || b.x != a.x || b.rows != a.rows || b.in != a.in ||
+        b.kind != a.kind || b.strip16 != a.strip16)
+      return false;
+  }
+  return true;
+}
+
+void gemmGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool) {
+  HWY_DYNAMIC_DISPATCH(GemmImpl)(as, n, pool);
 }
 
 void gemmTile(int64_t *rows, int64_t *channels) {

@@ -38,6 +38,16 @@ inline bool gemmPreferred(const LinearArgs &a) {
 /// pieces of the packing of x, then strips of output channel groups.
 void gemm(const LinearArgs &args, ThreadPool *pool);
 
+/// True when gemmGroup can run the n linears as one: each gemmPreferred, all
+/// sharing x, rows, in, kind and layout, 1 <= n <= kMaxLinearGroup.
+bool gemmGroupApplies(const LinearArgs *const *as, int64_t n);
+
+/// gemm() for n linears that read the same x (a prefill chunk's q / k / v or
+/// gate / up): x is packed once per row chunk, and the channel groups of all
+/// members are claimed in one pool job. Each y gets the bits gemm() gives it
+/// alone. Requires gemmGroupApplies.
+void gemmGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool);
+
 /// Register tile of the selected target: rows x output channels per microkernel call.
 void gemmTile(int64_t *rows, int64_t *channels);
 

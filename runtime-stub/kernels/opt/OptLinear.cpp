@@ -351,6 +351,11 @@ void linearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool) {
   // Quantized weights (decode): x quantized once, one job for all channels.
   if (n > 1 && gemv && quantLinearGroupApplies(as, n) && quantLinearGroup(as, n, pool))
     return;
+  // Many rows (prefill): x packed once, the members' channel groups in one job.
+  if (n > 1 && gemmGroupApplies(as, n)) {
+    gemmGroup(as, n, pool);
+    return;
+  }
   const LinearArgs &a = *as[0];
   bool f32 = n > 1 && gemv;
   for (int64_t i = 0; i < n && f32; ++i)

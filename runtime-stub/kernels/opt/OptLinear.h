@@ -54,9 +54,10 @@ void linear(const LinearArgs &args, ThreadPool *pool);
 /// a block, made consecutive by kiln-group-linears): for few rows (decode)
 /// with quantized (OptQuant.h quantLinearGroup) or f32 weights, all output
 /// channels laid end to end are split over `pool` in one parallel job (one
-/// hand-off instead of n; x quantized once). Otherwise, and for many rows
-/// (prefill), each runs as linear(). Every y gets the same bits as from
-/// linear() alone.
+/// hand-off instead of n; x quantized once); for many rows (prefill) one GEMM
+/// job with x packed once (OptGemm.h gemmGroup). Otherwise (mixed kinds or
+/// layouts, non-finite x for the quantized GEMV) each runs as linear(). Every
+/// y gets the same bits as from linear() alone.
 void linearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool);
 
 /// Output channels [o0, o1) only, on the calling thread. For Int4, `xSplit`

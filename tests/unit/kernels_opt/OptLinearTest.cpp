@@ -743,7 +743,8 @@ int groupMismatches(std::mt19937 &rng, opt::WeightKind kind, bool strip16, int n
 
 TEST_F(OptLinear, GroupGivesEachLinearItsOwnBits) {
   // Decode-sized rows take the one-job path (f32 GEMV, quantized GEMV with x
-  // quantized once); 20 rows (GEMM) and non-finite x run member by member.
+  // quantized once), 20 rows the grouped GEMM (x packed once); non-finite x
+  // runs member by member.
   rt::ThreadPool pool(3);
   std::mt19937 rng(31);
   struct Kind {
@@ -769,7 +770,7 @@ TEST_F(OptLinear, GroupGivesEachLinearItsOwnBits) {
 
 TEST_F(OptLinear, GroupRunsAsOneParallelJob) {
   // q / k / v of MobileLLM-125M (576 -> 576, 192, 192), int4 strips: one
-  // hand-off to the pool for all three instead of three.
+  // hand-off to the pool for all three instead of three, decode and prefill.
   rt::ThreadPool pool(2);
   std::mt19937 rng(32);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -793,6 +794,16 @@ TEST_F(OptLinear, GroupRunsAsOneParallelJob) {
   for (const auto &a : args)
     opt::linear(a, &pool);
   EXPECT_EQ(pool.stats().parallelCalls, 3u);
+  // A 64-token prefill chunk (GEMM): one job for the three, not three.
+  std::vector<float> x64(64 * 576);
+  for (auto &v : x64)
+    v = normal(rng);
+  args.clear();
+  for (size_t i = 0; i < 3; ++i)
+    args.push_back(argsFor(ws[i], x64, 64, nullptr, &ys[i]));
+  pool.resetStats();
+  opt::linearGroup(ptrs, 3, &pool);
+  EXPECT_EQ(pool.stats().parallelCalls, 1u);
 }
 
 TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
