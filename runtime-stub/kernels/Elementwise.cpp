@@ -398,7 +398,8 @@ Error runBinary(const KernelCall &call) {
   if (!call.portableOnly && fn <= BinaryFn::Div && periodA > 0 && periodB > 0 &&
       (periodA == outShape.numel() || periodB == outShape.numel()))
     opt::binary((opt::BinaryOp)fn, (*ca)->dataAs<float>(), periodA, (*cb)->dataAs<float>(),
-                periodB, dst->mutableDataAs<float>(), outShape.numel()); // SIMD (kernels/opt/)
+                periodB, dst->mutableDataAs<float>(), outShape.numel(),
+                call.pool); // SIMD (kernels/opt/)
   else if (ct == DType::Float32)
     binaryFloat(fn, **ca, **cb, *dst);
   else if (ct == DType::Int64)

@@ -71,7 +71,7 @@ Error runNorm(const KernelCall &call, bool rms) {
   float *po = dst->mutableDataAs<float>();
   double eps = call.attrs->eps;
   if (rms && !call.portableOnly) { // SIMD kernel chosen by CPU features (kernels/opt/)
-    opt::rmsNorm(px, w, rows, n, eps, po);
+    opt::rmsNorm(px, w, rows, n, eps, po, call.pool);
     rows = 0; // done: the portable loop below is skipped
   }
   for (int64_t row = 0; row < rows; ++row) {

@@ -4,8 +4,11 @@
 // load). kiln-fuse forms it from MobileLLM's RoPE
 // `x * cos + x.index_select(-1, perm) * sin`. Computed in f32: each product is
 // rounded to f32 and then summed, as the unfused f32 ops do.
+#include "runtime-stub/core/ThreadPool.h"
 #include "runtime-stub/kernels/KernelUtil.h"
 
+#include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -34,6 +37,9 @@ Error parseRopePerm(const AttrSet &a, OpAttrs *o) {
 // like the unfused mul, mul, add. With contiguous tables and D <= kGather the
 // permuted row is gathered first, so that the main loop vectorises.
 constexpr int64_t kGather = 1024;
+// Elements from which a call is split over the pool by rows (a 64-token prefill
+// chunk's q is [1, 9, 64, 64] = 36864; a decode step's never).
+constexpr int64_t kSplitElements = 16 * 1024;
 
 inline void ropeRow(const float *x, const float *c, int64_t cStep, const float *s,
                     int64_t sStep, const int64_t *perm, int64_t d, float *o) {
@@ -106,12 +112,33 @@ Error runRopePerm(const KernelCall &call) {
       ropeRow(data[0], data[1], cStep, data[2], sStep, pp, d, po);
     } else {
       Shape rows = Result<Shape>(Shape::make(out.data(), (size_t)r - 1)).take();
-      int64_t row = 0;
-      forEachBroadcast<3>(rows, strides, [&](int64_t, const std::array<int64_t, 3> &off) {
-        ropeRow(data[0] + off[0], data[1] + off[1], cStep, data[2] + off[2], sStep, pp, d,
-                po + row * d);
-        ++row;
-      });
+      const int64_t nrows = rows.numel();
+      if (!call.pool || call.pool->numThreads() <= 1 || nrows < 2 || nrows * d < kSplitElements) {
+        int64_t row = 0;
+        forEachBroadcast<3>(rows, strides, [&](int64_t, const std::array<int64_t, 3> &off) {
+          ropeRow(data[0] + off[0], data[1] + off[1], cStep, data[2] + off[2], sStep, pp, d,
+                  po + row * d);
+          ++row;
+        });
+      } else {
+        // A prefill chunk ([1, H, 64, D]): the rows' operand offsets first
+        // (kept per thread, no allocation once warm), then rows split over the
+        // pool; each row is computed exactly as above.
+        static thread_local std::vector<std::array<int64_t, 3>> offsets;
+        offsets.resize((size_t)nrows);
+        forEachBroadcast<3>(rows, strides, [&](int64_t i, const std::array<int64_t, 3> &off) {
+          offsets[(size_t)i] = off;
+        });
+        const std::array<int64_t, 3> *offs = offsets.data();
+        call.pool->parallelFor(nrows, std::max<int64_t>(1, kSplitElements / (2 * d)),
+                               [&](int64_t r0, int64_t r1) {
+                                 for (int64_t row = r0; row < r1; ++row) {
+                                   const std::array<int64_t, 3> &off = offs[row];
+                                   ropeRow(data[0] + off[0], data[1] + off[1], cStep,
+                                           data[2] + off[2], sStep, pp, d, po + row * d);
+                                 }
+                               });
+      }
     }
   }
   if (f32)

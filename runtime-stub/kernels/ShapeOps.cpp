@@ -1,6 +1,7 @@
 // Shape and layout ops: reshape, expand, permute, transpose, unsqueeze, squeeze,
 // flatten, repeat, repeat_interleave, triangular, dim_size, shape_of. Outputs are
 // contiguous copies (aliasing is left to the memory planner).
+#include "runtime-stub/core/ThreadPool.h"
 #include "runtime-stub/kernels/KernelUtil.h"
 
 #include <algorithm>
@@ -137,6 +138,25 @@ Error permuteBy(const KernelCall &call, const Tensor &x, const int *perm) {
     return copyWithShape(call, x, s);
   Tensor &out = *call.out[0];
   KILN_TRY(out.allocate(x.dtype(), s));
+  // A prefill chunk's [1, T, H, D] -> [1, H, T, D] (and back): split over the
+  // pool along the first dim of size > 1, each piece gathered like the whole.
+  constexpr int64_t kSplitElements = 32 * 1024;
+  int lead = 0;
+  while (lead < r && s[lead] == 1)
+    ++lead;
+  if (call.pool && call.pool->numThreads() > 1 && out.numel() >= kSplitElements && lead < r &&
+      out.data() != x.data()) {
+    const int64_t inner = out.numel() / dimProduct(s, 0, lead + 1);
+    const size_t es = dtypeSize(out.dtype());
+    uint8_t *po = out.mutableDataAs<uint8_t>();
+    call.pool->parallelFor(s[lead], 1, [&](int64_t j0, int64_t j1) {
+      Shape piece = s;
+      piece[lead] = j1 - j0;
+      Tensor part = Tensor::bindToArena(out.dtype(), piece, po + (size_t)(j0 * inner) * es);
+      gatherStrided(x, j0 * strides[lead], strides, part);
+    });
+    return Error::success();
+  }
   gatherStrided(x, 0, strides, out);
   return Error::success();
 }

@@ -28,14 +28,16 @@ enum class BinaryOp : uint8_t { Add, Sub, Mul, Div };
 /// out[i] = a[i % na] op b[i % nb] for i in [0, n), where na and nb are each
 /// either n or a divisor of n (1: a scalar; a period p: the operand is the
 /// trailing p elements of the output's shape, repeated along the leading dims).
-/// Runs on the calling thread (these ops are a few microseconds at most).
+/// Split over `pool` (when non-null) only for prefill-sized inputs (32K+
+/// elements, pieces at multiples of the periods); the same values either way.
 void binary(BinaryOp op, const float *a, int64_t na, const float *b, int64_t nb, float *out,
-            int64_t n);
+            int64_t n, ThreadPool *pool = nullptr);
 
 /// rms_norm over rows of length n: out = w * (x * scale) (w may be null), with
 /// scale = 1 / sqrt(mean(x^2) + eps), the sum of squares in f64 like the
-/// portable kernel.
-void rmsNorm(const float *x, const float *w, int64_t rows, int64_t n, double eps, float *out);
+/// portable kernel. Rows split over `pool` like binary (decode rows never).
+void rmsNorm(const float *x, const float *w, int64_t rows, int64_t n, double eps, float *out,
+             ThreadPool *pool = nullptr);
 
 /// out[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up, split over
 /// `pool` (when non-null) only for sizes that carry several microseconds of work.

@@ -131,6 +131,84 @@ TEST(ParallelKernels, CachedAttentionBitIdenticalAcrossThreadCounts) {
   }
 }
 
+TEST(ParallelKernels, PrefillSmallOpsBitIdenticalAcrossThreadCounts) {
+  // A 64-token prefill chunk's small ops of the 125M shape, which split over
+  // the pool from 16-32K elements on: transpose [1,64,9,64] -> [1,9,64,64],
+  // rope_perm on it (cos/sin [64,64] broadcast), the transpose back, rms_norm
+  // over [1,64,576] rows, a residual add and a mul by a [576] row (period 576).
+  // Every thread count gives the 1-thread bits; the portable kernels (one
+  // thread) give the same values for the gathers and rope, and rms_norm / the
+  // binary ops within 1e-6 relative.
+  const int64_t T = 64, H = 9, D = 64, C = 576;
+  MethodSpec m;
+  m.name = "block";
+  auto in = [&](std::vector<int64_t> dims) {
+    return m.addValue(value(fb::DType::Float32, dims, fb::ValueKind::Input));
+  };
+  auto mid = [&](std::vector<int64_t> dims) {
+    return m.addValue(value(fb::DType::Float32, dims, fb::ValueKind::Intermediate));
+  };
+  auto outv = [&](std::vector<int64_t> dims) {
+    return m.addValue(value(fb::DType::Float32, dims, fb::ValueKind::Output));
+  };
+  int32_t x = in({1, T, H, D}), cs = in({T, D}), sn = in({T, D}), r = in({1, T, C}),
+          w = in({C}), row = in({C});
+  int32_t t = mid({1, H, T, D}), rp = outv({1, H, T, D}), back = outv({1, T, H, D}),
+          rms = outv({1, T, C}), add = outv({1, T, C}), mul = outv({1, T, C});
+  std::vector<int64_t> perm;
+  for (int64_t i = 0; i < D; ++i)
+    perm.push_back((i + D / 2) % D);
+  m.inputs = {x, cs, sn, r, w, row};
+  m.outputs = {rp, back, rms, add, mul};
+  m.instructions.push_back({"transpose", {x}, {t}, {AttrSpec::makeInt("dim0", 1), AttrSpec::makeInt("dim1", 2)}, "m.py:1"});
+  m.instructions.push_back({"rope_perm", {t, cs, sn}, {rp}, {AttrSpec::makeInts("perm", perm)}, "m.py:2"});
+  m.instructions.push_back({"transpose", {rp}, {back}, {AttrSpec::makeInt("dim0", 1), AttrSpec::makeInt("dim1", 2)}, "m.py:3"});
+  m.instructions.push_back({"rms_norm", {r, w}, {rms}, {AttrSpec::makeFloat("eps", 1e-5)}, "m.py:4"});
+  m.instructions.push_back({"binary", {r, rms}, {add}, {AttrSpec::makeString("fn", "add")}, "m.py:5"});
+  m.instructions.push_back({"binary", {add, row}, {mul}, {AttrSpec::makeString("fn", "mul")}, "m.py:6"});
+  ProgramWriter writer;
+  writer.addMethod(m);
+  std::string path = ::testing::TempDir() + "/threads_prefill_ops_" + std::to_string(::getpid()) + ".kiln";
+  WriteResult wr = writer.writeToFile(path);
+  ASSERT_TRUE(wr.ok()) << wr.error;
+  std::vector<Tensor> inputs = {floats({1, T, H, D}, randomFloats((size_t)(T * H * D), 11)),
+                                floats({T, D}, randomFloats((size_t)(T * D), 12)),
+                                floats({T, D}, randomFloats((size_t)(T * D), 13)),
+                                floats({1, T, C}, randomFloats((size_t)(T * C), 14)),
+                                floats({C}, randomFloats((size_t)C, 15)),
+                                floats({C}, randomFloats((size_t)C, 16))};
+  const char *names[] = {"rope_perm", "transpose back", "rms_norm", "binary add", "binary mul (period 576)"};
+  std::vector<std::vector<float>> first;
+  for (int threads : {1, 2, 3, 0}) { // 0: portable kernels, 1 thread
+    LoadOptions options;
+    options.numThreads = threads == 0 ? 1 : threads;
+    options.portableKernels = threads == 0;
+    auto program = Program::load(path, options);
+    ASSERT_TRUE(program.ok()) << program.error().message();
+    auto out = (*program)->run("block", inputs);
+    ASSERT_TRUE(out.ok()) << out.error().message();
+    ASSERT_EQ(out->size(), 5u);
+    for (size_t k = 0; k < out->size(); ++k) {
+      const Tensor &o = (*out)[k];
+      std::vector<float> got(o.dataAs<float>(), o.dataAs<float>() + o.numel());
+      if (threads == 1) {
+        first.push_back(got);
+        continue;
+      }
+      ASSERT_EQ(got.size(), first[k].size()) << names[k];
+      if (threads > 1) {
+        EXPECT_EQ(std::memcmp(got.data(), first[k].data(), got.size() * sizeof(float)), 0)
+            << names[k] << " on " << threads << " threads differs from 1 thread (must be bit-identical)";
+        continue;
+      }
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], first[k][i], 1e-6 * std::max(1.0f, std::fabs(first[k][i])))
+            << names[k] << " element " << i << ": portable vs optimized, rtol 1e-6";
+    }
+  }
+  ::unlink(path.c_str());
+}
+
 TEST(ParallelKernels, ProgramThreadOptions) {
   AttnShape a{1, 2, 2, 1, 4, 4, 0};
   std::string path = writeAttentionProgram(a, "opts");
