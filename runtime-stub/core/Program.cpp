@@ -1,6 +1,7 @@
 #include "runtime-stub/core/Program.h"
 
 #include "runtime-stub/kernels/Kernel.h"
+#include "runtime-stub/kernels/KernelUtil.h"
 
 #include <cerrno>
 #include <algorithm>
@@ -95,13 +96,40 @@ void markWeightsReadAgain(MethodPlan &plan) {
 /// (q / k / v, gate / up: kiln-group-linears puts them next to each other):
 /// execute() hands each run to runLinearGroup as one parallel job.
 void findLinearGroups(MethodPlan &plan) {
+  // Arena bytes [offset, offset + size) of value v, or {-1, 0} when unplanned.
+  auto range = [&](int v) -> std::pair<int64_t, int64_t> {
+    if (v < 0 || (size_t)v >= plan.arenaOffset.size() || plan.arenaOffset[(size_t)v] < 0)
+      return {-1, 0};
+    const ValueDecl &d = plan.decls[(size_t)v];
+    int64_t bytes = d.dtype == DType::Unknown ? 0 : (int64_t)dtypeSize(d.dtype);
+    for (int i = 0; i < d.rank; ++i)
+      bytes *= std::max<int64_t>(d.dims[i], 0);
+    return {plan.arenaOffset[(size_t)v], bytes};
+  };
+  // Members run at once: their outputs must not share arena bytes with each
+  // other or with x (a compiled plan never does that, as every output lives
+  // past the run; a hand-made one might).
+  auto disjoint = [&](size_t k, size_t end) {
+    std::vector<std::pair<int64_t, int64_t>> used;
+    used.push_back(range(plan.instrs[k].inIdx.empty() ? -1 : plan.instrs[k].inIdx[0]));
+    for (size_t j = k; j < end; ++j)
+      used.push_back(range(plan.instrs[j].outIdx.empty() ? -1 : plan.instrs[j].outIdx[0]));
+    for (size_t a = 0; a < used.size(); ++a)
+      for (size_t b = a + 1; b < used.size(); ++b)
+        if (used[a].first >= 0 && used[b].first >= 0 &&
+            used[a].first < used[b].first + used[b].second &&
+            used[b].first < used[a].first + used[a].second)
+          return false;
+    return true;
+  };
   const size_t n = plan.instrs.size();
   for (size_t k = 0; k < n;) {
     const PlannedInstruction &first = plan.instrs[k];
     size_t end = k + 1;
     if (first.op == "linear" && !first.in.empty() && first.in[0])
       while (end < n && end - k < (size_t)kMaxLinearGroupSize && plan.instrs[end].op == "linear" &&
-             !plan.instrs[end].in.empty() && plan.instrs[end].in[0] == first.in[0])
+             !plan.instrs[end].in.empty() && plan.instrs[end].in[0] == first.in[0] &&
+             disjoint(k, end + 1))
         ++end;
     if (end - k >= 2) {
       plan.instrs[k].linearGroup = (int)(end - k);
@@ -166,15 +194,10 @@ void findNoopViews(MethodPlan &plan) {
         if (!ok)
           continue;
       }
-      bool sameBytes = od.rank == r;
-      for (int k = 0, last = -1; k < r && sameBytes; ++k) {
-        sameBytes = od.dims[k] == id.dims[perm[k]];
-        if (id.dims[perm[k]] != 1) {
-          sameBytes = sameBytes && perm[k] > last;
-          last = perm[k];
-        }
-      }
-      if (!sameBytes)
+      bool shapeOk = od.rank == r;
+      for (int k = 0; k < r && shapeOk; ++k)
+        shapeOk = od.dims[k] == id.dims[perm[k]];
+      if (!shapeOk || !permutationKeepsBytes(id.dims, r, perm))
         continue;
     }
     pi.noopView = true;
@@ -908,19 +931,6 @@ Error Program::ensureSharedArena() {
     ::munmap(sharedArena_, sharedArenaSize_);
   sharedArena_ = m;
   sharedArenaSize_ = cap;
-  return Error::success();
-}
-
-Error Program::reserveArena() {
-  if (sharedArenaBytes() == 0)
-    return Error::success();
-  KILN_TRY(ensureSharedArena());
-  // Fault every page in now, in one call, instead of one page fault per 4 KiB
-  // during the first run (advisory: without MADV_POPULATE_WRITE, Linux < 5.14,
-  // the first run faults them in as before).
-#ifdef MADV_POPULATE_WRITE
-  ::madvise(sharedArena_, sharedArenaSize_, MADV_POPULATE_WRITE);
-#endif
   return Error::success();
 }
 

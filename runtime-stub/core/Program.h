@@ -122,11 +122,6 @@ public:
   /// Bytes of the arena the methods share (the largest arenaBytes of the
   /// methods without an arena of their own); allocated at the first run.
   uint64_t sharedArenaBytes() const;
-  /// Allocates the shared arena now (not at the first run) and faults its pages
-  /// in, so the first run pays no page faults for it (the LLM runner calls it at
-  /// load: the first prefill chunk touches all of it anyway). Fails only when
-  /// the memory cannot be mapped.
-  Error reserveArena();
   /// Gives the shared arena's memory past its first keepBytes back to the OS
   /// (the arena is scratch between runs; later runs fault the pages in again).
   /// E.g. the LLM runner after prefill, whose arena (the [1, C, V] logits) is

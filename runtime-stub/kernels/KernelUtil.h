@@ -195,6 +195,20 @@ void gatherStrided(const Tensor &src, int64_t base, const int64_t *strides, Tens
 /// Row-major element strides of a shape.
 void contiguousStrides(const Shape &s, int64_t *strides);
 
+/// Whether permuting a row-major tensor of dims[0..rank) by `perm` (result dim
+/// i = input dim perm[i]) keeps its bytes in order: the dims of size > 1 keep
+/// their relative order (only size-1 dims move, e.g. [1,1,H,D] -> [1,H,1,D]).
+inline bool permutationKeepsBytes(const int64_t *dims, int rank, const int *perm) {
+  for (int i = 0, last = -1; i < rank; ++i) {
+    if (dims[perm[i]] == 1)
+      continue;
+    if (perm[i] < last)
+      return false;
+    last = perm[i];
+  }
+  return true;
+}
+
 } // namespace rt
 } // namespace kiln
 

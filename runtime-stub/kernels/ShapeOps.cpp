@@ -123,18 +123,13 @@ Error permuteBy(const KernelCall &call, const Tensor &x, const int *perm) {
   int64_t inStrides[kMaxRank], strides[kMaxRank];
   contiguousStrides(x.shape(), inStrides);
   Shape s;
-  bool sameBytes = true; // the dims of size > 1 keep their order
-  for (int i = 0, last = -1; i < r; ++i) {
+  for (int i = 0; i < r; ++i) {
     s.push(x.dim(perm[i]));
     strides[i] = inStrides[perm[i]];
-    if (x.dim(perm[i]) != 1) {
-      sameBytes = sameBytes && perm[i] > last;
-      last = perm[i];
-    }
   }
   // Only size-1 dims move (a decode step's [1, 1, H, D] -> [1, H, 1, D]): the
   // bytes stay as they are, and kiln-plan-memory may put the result on x.
-  if (sameBytes)
+  if (permutationKeepsBytes(x.shape().data(), r, perm))
     return copyWithShape(call, x, s);
   Tensor &out = *call.out[0];
   KILN_TRY(out.allocate(x.dtype(), s));

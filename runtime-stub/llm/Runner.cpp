@@ -334,9 +334,6 @@ Result<std::unique_ptr<LlmRunner>> LlmRunner::fromProgram(std::unique_ptr<Progra
     impl->prefillLastInputs.push_back(last.take());
   }
   impl->outputs.reserve(1);
-  // The first prefill chunk touches the whole shared arena: fault it in now,
-  // at load, instead of page by page inside the first prefill.
-  KILN_TRY(program->reserveArena());
   impl->program = std::move(program);
   return std::unique_ptr<LlmRunner>(new LlmRunner(std::move(impl)));
 }

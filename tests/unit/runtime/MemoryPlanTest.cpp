@@ -93,28 +93,6 @@ TEST(MemoryPlan, RunsInTheArenaAndCopiesOutputsOut) {
   expectNear(floats((*r1)[0]), expected(x1), "run 1 output after run 2");
 }
 
-TEST(MemoryPlan, ReservedArenaIsTheOneRunsUse) {
-  // reserveArena maps (and faults in) the shared arena at load: the runs bind
-  // to it (the output view points at the same bytes run after run) and
-  // compute the same values.
-  auto bytes = plannedProgram().build();
-  auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
-  ASSERT_TRUE(prog.ok()) << prog.error().message();
-  rt::Program &p = **prog;
-  EXPECT_EQ(p.sharedArenaBytes(), 128u);
-  ASSERT_FALSE(p.reserveArena().failed());
-  std::vector<float> x = {0, 1, 2, 3, -1, -2, 0.5f, 0.25f};
-  std::vector<Tensor> views;
-  ASSERT_FALSE(p.runViews("forward", {f32({2, 4}, x)}, &views).failed());
-  ASSERT_EQ(views.size(), 1u);
-  const void *first = views[0].data();
-  expectNear(floats(views[0]), expected(x), "after reserveArena");
-  ASSERT_FALSE(p.reserveArena().failed()); // already there: kept, not replaced
-  ASSERT_FALSE(p.runViews("forward", {f32({2, 4}, x)}, &views).failed());
-  EXPECT_EQ(views[0].data(), first);
-  expectNear(floats(views[0]), expected(x), "second run");
-}
-
 TEST(MemoryPlan, CallerArenaHoldsThePlannedValues) {
   auto bytes = plannedProgram().build();
   auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
@@ -270,5 +248,64 @@ TEST(MemoryPlan, ViewsOnTheirOperandAreSkipped) {
         for (int k = 0; k < 4; ++k)
           want.push_back(-std::exp(yv[(size_t)((s * 3 + h) * 4 + k)]));
     expectNear(floats((*r)[1]), want, "neg(transpose(exp(y), 1, 2)), gathered");
+  }
+}
+
+TEST(MemoryPlan, LinearGroupsNeedDisjointOutputs) {
+  // forward(x f32[1,8]): y1 = linear(x, w1), y2 = linear(x, w2), both read x,
+  // y = y1 + y2. With y1 @0 and y2 @64 the two linears form a group (run as one
+  // job); a hand-made plan that puts y2 on y1's bytes must not be grouped
+  // (the members run at once) and still runs them one after the other.
+  for (int64_t offsetY2 : {64, 0}) {
+    TProgram tp;
+    TMethod m;
+    m.arenaBytes = 192;
+    m.arenaLowerBoundBytes = 128;
+    m.naiveBytes = 192;
+    tp.segments.push_back(std::vector<uint8_t>(8 * 8 * 4));
+    tp.segments.push_back(std::vector<uint8_t>(8 * 8 * 4));
+    for (int s = 0; s < 2; ++s) {
+      float *w = reinterpret_cast<float *>(tp.segments[(size_t)s].data());
+      for (int i = 0; i < 64; ++i)
+        w[i] = (float)((i * (s + 3)) % 7) - 3.0f;
+    }
+    int x = m.add({"x", fb::DType::Float32, 2, {1, 8}, fb::ValueKind::Input});
+    TValue w1{"w1", fb::DType::Float32, 2, {8, 8}, fb::ValueKind::Constant};
+    w1.segment = 0;
+    TValue w2{"w2", fb::DType::Float32, 2, {8, 8}, fb::ValueKind::Constant};
+    w2.segment = 1;
+    int vw1 = m.add(w1), vw2 = m.add(w2);
+    TValue y1{"y1", fb::DType::Float32, 2, {1, 8}, fb::ValueKind::Intermediate};
+    y1.arenaOffset = 0;
+    TValue y2{"y2", fb::DType::Float32, 2, {1, 8}, fb::ValueKind::Intermediate};
+    y2.arenaOffset = offsetY2;
+    TValue y{"y", fb::DType::Float32, 2, {1, 8}, fb::ValueKind::Output};
+    y.arenaOffset = 128;
+    int v1 = m.add(y1), v2 = m.add(y2), vy = m.add(y);
+    m.inputs = {x};
+    m.outputs = {vy};
+    m.instrs.push_back({"linear", {x, vw1}, {v1}, {}});
+    m.instrs.push_back({"linear", {x, vw2}, {v2}, {}});
+    m.instrs.push_back({"binary", {v1, v2}, {vy}, {attrStr("fn", "add")}});
+    tp.methods.push_back(m);
+    auto bytes = tp.build();
+    auto prog = rt::Program::loadFromBytes(bytes.data(), bytes.size());
+    ASSERT_TRUE(prog.ok()) << prog.error().message();
+    ASSERT_FALSE((*prog)->setNumThreads(2).failed());
+    EXPECT_EQ((*prog)->methodInfo("forward")->numLinearGroups, offsetY2 == 64 ? 1u : 0u)
+        << "y2 at offset " << offsetY2;
+    std::vector<float> xv = {1, -2, 3, 0.5f, -1, 2, 0.25f, 4};
+    auto r = (*prog)->run("forward", {f32({1, 8}, xv)});
+    ASSERT_TRUE(r.ok()) << r.error().message();
+    if (offsetY2 != 64)
+      continue; // overlapping y1 / y2: the sum reads y2 twice, no reference
+    std::vector<float> want(8, 0.0f);
+    for (int s = 0; s < 2; ++s) {
+      const float *w = reinterpret_cast<const float *>(tp.segments[(size_t)s].data());
+      for (int o = 0; o < 8; ++o)
+        for (int c = 0; c < 8; ++c)
+          want[(size_t)o] += xv[(size_t)c] * w[o * 8 + c];
+    }
+    expectNear(floats((*r)[0]), want, "y1 + y2 from a linear group");
   }
 }

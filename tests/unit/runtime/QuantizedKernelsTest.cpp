@@ -171,6 +171,23 @@ TProgram quantizedProgram(const TestWeight &w, const std::string &op, int weight
   return p;
 }
 
+/// Appends w2 to a quantizedProgram (its data and scales as segments 2 and 3)
+/// as a second constant "w2" of the same bits and group size; returns its
+/// value index.
+int addSecondWeight(TProgram &p, const TestWeight &w2) {
+  p.segments.push_back(w2.data);
+  p.segments.push_back(w2.scales);
+  TMethod &m = p.methods[0];
+  TValue second = m.values[0];
+  second.name = "w2";
+  second.shape = {w2.out, w2.in};
+  second.segment = 2;
+  second.scalesSegment = 3;
+  second.quantLayout = w2.layout == QuantLayout::Int4Strip16 ? fb::QuantLayout::Int4Strip16
+                                                              : fb::QuantLayout::Rows;
+  return m.add(second);
+}
+
 std::string loadError(const TProgram &p) {
   std::vector<uint8_t> bytes = p.build();
   auto r = rt::Program::loadFromBytes(bytes.data(), bytes.size());
@@ -363,15 +380,8 @@ TEST(QuantizedKernels, WeightsReadAgainAreFoundAtLoad) {
   w.repackStrip16();
   TestWeight w2 = makeWeight(rng, 32, 32, 4, 32);
   TProgram p = quantizedProgram(w, "linear", 1, fb::DType::Float32);
-  p.segments.push_back(w2.data);
-  p.segments.push_back(w2.scales);
+  const int w2i = addSecondWeight(p, w2);
   TMethod &m = p.methods[0];
-  TValue second = m.values[0];
-  second.name = "w2";
-  second.segment = 2;
-  second.scalesSegment = 3;
-  second.quantLayout = fb::QuantLayout::Rows;
-  const int w2i = m.add(second);
   TValue h1, h2;
   h1.dtype = h2.dtype = fb::DType::Float32;
   const int h1i = m.add(h1), h2i = m.add(h2);
@@ -414,15 +424,8 @@ TEST(QuantizedKernels, WeightsReadAgainAreFoundAtLoad) {
 /// second linear a bias of the wrong size.
 TProgram siblingLinearsProgram(const TestWeight &w1, const TestWeight &w2, bool badBias) {
   TProgram p = quantizedProgram(w1, "linear", 1, fb::DType::Float32);
-  p.segments.push_back(w2.data);
-  p.segments.push_back(w2.scales);
+  const int w2i = addSecondWeight(p, w2);
   TMethod &m = p.methods[0];
-  TValue second = m.values[0];
-  second.name = "w2";
-  second.shape = {w2.out, w2.in};
-  second.segment = 2;
-  second.scalesSegment = 3;
-  const int w2i = m.add(second);
   TValue y2, y3;
   y2.kind = y3.kind = fb::ValueKind::Output;
   const int y2i = m.add(y2), y3i = m.add(y3);
