@@ -321,7 +321,6 @@ Error runMatmul(const KernelCall &call) {
 
 } // namespace
 
-// The weight (input 1) may be a quantized weight (QuantizedLinear.cpp).
 static_assert(kMaxLinearGroupSize == opt::kMaxLinearGroup, "one limit for linear groups");
 
 Error runLinearGroup(const KernelCall *const *calls, int n, bool *ran) {
@@ -340,6 +339,7 @@ Error runLinearGroup(const KernelCall *const *calls, int n, bool *ran) {
   return Error::success();
 }
 
+// The weight (input 1) may be a quantized weight (QuantizedLinear.cpp).
 extern const KernelDef kLinearKernel = {"linear", 2, 3, 1, 1, 0x4u, parseNoAttrs, runLinear,
                                         /*quantizedInputs=*/0x2u};
 extern const KernelDef kMatmulKernel = {"matmul", 2, 2, 1, 1, 0, parseMatmul, runMatmul};
