@@ -789,6 +789,31 @@ struct FuseAttentionPattern : OpRewritePattern<MatmulOp> {
 };
 
 //===----------------------------------------------------------------------===//
+// Casts folded into cache writes
+//===----------------------------------------------------------------------===//
+
+/// `cache_write(state, pos, cast(x))` with x float and the cast to the float
+/// type of the state -> `cache_write(state, pos, x)`: the write rounds x to
+/// the state's type itself (an f16 KV cache fed by f32 k / v costs no extra
+/// instruction). The cast stays while something else uses it.
+struct FoldCastIntoCacheWritePattern : OpRewritePattern<CacheWriteOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(CacheWriteOp op,
+                                PatternRewriter &rewriter) const override {
+    auto cast = op.getValues().getDefiningOp<CastOp>();
+    if (!cast || !isa<FloatType>(getElementTypeOrSelf(cast.getX().getType())) ||
+        getElementTypeOrSelf(cast.getResult().getType()) !=
+            getElementTypeOrSelf(op.getState().getType()))
+      return failure();
+    rewriter.modifyOpInPlace(op, [&] { op.getValuesMutable().assign(cast.getX()); });
+    if (cast->use_empty())
+      rewriter.eraseOp(cast);
+    return success();
+  }
+};
+
+//===----------------------------------------------------------------------===//
 // Transposes folded into matmul
 //===----------------------------------------------------------------------===//
 
@@ -832,8 +857,8 @@ public:
     patterns.add<FuseRmsNormPattern, FuseSwigluPattern, FuseRopePattern,
                  FusePermutedRopePattern, FuseAttentionPattern>(&getContext(),
                                                                 counts);
-    patterns.add<FuseRmsNormWeightPattern, FoldTransposeIntoMatmulPattern>(
-        &getContext());
+    patterns.add<FuseRmsNormWeightPattern, FoldTransposeIntoMatmulPattern,
+                 FoldCastIntoCacheWritePattern>(&getContext());
     if (failed(applyPatternsAndFoldGreedily(getOperation(),
                                             std::move(patterns)))) {
       getOperation()->emitError("kiln-fuse did not converge");

@@ -212,7 +212,10 @@ def FuseOps : Pass<"kiln-fuse", "mlir::ModuleOp"> {
       attention; q's head count must then be provably Hkv * factor) ->
       `kiln.attention` (causal when the triu mask is there);
     * `matmul(a, b.transpose(-2, -1))` (the transpose used once) ->
-      `kiln.matmul %a, %b {transpose_b = true}`.
+      `kiln.matmul %a, %b {transpose_b = true}`;
+    * `cache_write(state, pos, cast(x))` with a float x cast to the state's
+      float type -> `cache_write(state, pos, x)` (the write rounds; an f16
+      KV cache fed by f32 k / v).
     Every intermediate that the fused op replaces must have no other use, or
     nothing is fused. Ranks and dims of unranked values are inferred from
     their producers (reshape to a shape list of known length, transpose,

@@ -1515,8 +1515,11 @@ LogicalResult CacheWriteOp::verify() {
   if (!isIndexElement(getPositions().getType()))
     return emitOpError() << "'positions' must have an integer element type, got "
                          << getElementTypeOrSelf(getPositions().getType());
-  if (getElementTypeOrSelf(getValues().getType()) !=
-      getElementTypeOrSelf(getState().getType()))
+  Type valuesElement = getElementTypeOrSelf(getValues().getType());
+  Type stateElement = getElementTypeOrSelf(getState().getType());
+  // A float state may be written from another float type (rounded on write).
+  if (valuesElement != stateElement &&
+      !(isa<FloatType>(valuesElement) && isa<FloatType>(stateElement)))
     return emitOpError() << "'values' element type "
                          << getElementTypeOrSelf(getValues().getType())
                          << " differs from the state's "
@@ -1555,8 +1558,18 @@ LogicalResult CacheWriteOp::verify() {
 
 LogicalResult CachedAttentionOp::verify() {
   SmallVector<Value> operands = {getQ(), getKCache(), getVCache()};
-  if (failed(verifySameFloatElementTypes(*this, operands, {"q", "k_cache", "v_cache"})))
-    return failure();
+  // q and the caches are float tensors; the caches share one element type,
+  // which may differ from q's (an f16 cache for f32 activations).
+  StringRef operandNames[] = {"q", "k_cache", "v_cache"};
+  for (auto [operand, name] : llvm::zip(operands, operandNames))
+    if (!isa<FloatType>(getElementTypeOrSelf(operand.getType())))
+      return emitOpError() << "'" << name << "' must be a float tensor, got "
+                           << getElementTypeOrSelf(operand.getType());
+  if (getElementTypeOrSelf(getKCache().getType()) != getElementTypeOrSelf(getVCache().getType()))
+    return emitOpError() << "'v_cache' element type "
+                         << getElementTypeOrSelf(getVCache().getType())
+                         << " differs from 'k_cache' element type "
+                         << getElementTypeOrSelf(getKCache().getType());
   if (getScale().isNaN())
     return emitOpError("'scale' must be a number");
   if (getElementTypeOrSelf(getStartPos().getType()) != IntegerType::get(getContext(), 64))

@@ -3,6 +3,7 @@
     python3 -m kiln.export_hf CHECKPOINT_DIR -o OUT.kiln [--quantize none|int8|int4]
         [--group-size N] [--max-seq-len N] [--prefill-chunk C]
         [--methods prefill,decode,prefill_last]
+        [--kv-cache-dtype f32|f16]
         [--verify] [--verify-tokens N] [--verify-prompts K] [--report FILE.json]
 
 (`kiln export-hf ...` runs this with Debian's python3.) Steps (docs/llm.md):
@@ -11,8 +12,8 @@
 2. wrap: `LLMExportModule` has `prefill(tokens[1, C], start_pos[1])`,
    `decode(tokens[1, 1], start_pos[1])` and `prefill_last(tokens[1, C], start_pos[1],
    last[1])` (prefill returning only row `last`'s logits [1, 1, V]), the KV cache as buffers `k_cache_{j}` /
-   `v_cache_{j}` [1, Hkv, S, D] (one pair per executed layer) written with
-   `index_copy_`, attention through `torch.ops.kiln.cached_attention`, and RoPE rows
+   `v_cache_{j}` [1, Hkv, S, D] (one pair per executed layer; f32, or f16 with
+   --kv-cache-dtype f16) written with `index_copy_`, attention through `torch.ops.kiln.cached_attention`, and RoPE rows
    gathered from precomputed [S, D] tables;
 3. trace the methods (torch.jit.trace_module) and save them with input specs;
 4. compile with `kiln compile` (metadata keys of docs/llm.md §2, config.json,
@@ -61,6 +62,9 @@ class ExportError(RuntimeError):
     """An export step failed; the message says which and why."""
 
 
+# --kv-cache-dtype: the KV cache's element type (docs/decisions.md 8).
+KV_CACHE_DTYPES = {"f32": torch.float32, "f16": torch.float16}
+
 # prefill_last: the last prompt chunk with one row's logits (docs/llm.md §1).
 DEFAULT_METHODS = ("prefill", "decode", "prefill_last")
 
@@ -74,7 +78,8 @@ def log(msg: str) -> None:
 class LLMExportModule(nn.Module):
     """prefill/decode over a KV cache kept in buffers (docs/llm.md §1)."""
 
-    def __init__(self, model: MobileLLMForCausalLM, max_seq_len: int):
+    def __init__(self, model: MobileLLMForCausalLM, max_seq_len: int,
+                 kv_dtype: torch.dtype = torch.float32):
         super().__init__()
         import kiln.ops  # noqa: F401  registers torch.ops.kiln.cached_attention
         c = model.config
@@ -86,10 +91,13 @@ class LLMExportModule(nn.Module):
         self.register_buffer("rope_sin", sin)
         self.register_buffer("rope_perm", perm)
         self.num_caches = c.num_executed_layers
+        # The cache's element type (docs/decisions.md 8): f32, or f16 (k and v
+        # rounded to half when written; attention computes in f32).
+        self.kv_dtype = kv_dtype
         shape = (1, c.num_key_value_heads, max_seq_len, c.head_dim)
         for j in range(self.num_caches):
-            self.register_buffer(f"k_cache_{j}", torch.zeros(shape))
-            self.register_buffer(f"v_cache_{j}", torch.zeros(shape))
+            self.register_buffer(f"k_cache_{j}", torch.zeros(shape, dtype=kv_dtype))
+            self.register_buffer(f"v_cache_{j}", torch.zeros(shape, dtype=kv_dtype))
         self.scale = float(c.head_dim ** -0.5)
 
     def reset_cache(self) -> None:
@@ -110,6 +118,8 @@ class LLMExportModule(nn.Module):
             v_cache = getattr(self, f"v_cache_{j}")
 
             def attend(q, k, v):
+                if self.kv_dtype != torch.float32:
+                    k, v = k.to(self.kv_dtype), v.to(self.kv_dtype)
                 k_cache.index_copy_(2, positions, k)
                 v_cache.index_copy_(2, positions, v)
                 return torch.ops.kiln.cached_attention(q, k_cache, v_cache, start_pos,
@@ -277,8 +287,15 @@ def _rel_err(a: np.ndarray, b: np.ndarray) -> float:
 
 def verify(out: str, model: MobileLLMForCausalLM, chunk: int, max_seq_len: int,
            n_tokens: int, quantize: str, methods: List[str], report: Dict,
-           n_prompts: int = 3) -> None:
+           n_prompts: int = 3, kv_dtype: torch.dtype = torch.float32) -> None:
     exe = kiln_bin()
+    # An fp32 program with an f16 KV cache is held to the fp32 tolerances
+    # against the export module with the same f16 cache run eagerly (k and v
+    # rounded alike); quantized programs against the model, with their
+    # thresholds (which cover the f16 cache too).
+    ref_mod = None
+    if quantize == "none" and kv_dtype != torch.float32:
+        ref_mod = LLMExportModule(model, max_seq_len, kv_dtype).eval()
     c = model.config
     full, prompts = sample_prompts(c, chunk, max_seq_len)
     prompts = prompts[:max(1, n_prompts)]
@@ -296,7 +313,11 @@ def verify(out: str, model: MobileLLMForCausalLM, chunk: int, max_seq_len: int,
               "--output-dir", od], "verify: kiln run prefill")
         got = np.load(os.path.join(od, "output0.npy"))
         with torch.no_grad():
-            want = model(torch.from_numpy(tokens)).numpy()
+            if ref_mod is not None:
+                ref_mod.reset_cache()
+                want = ref_mod.prefill(torch.from_numpy(tokens), torch.tensor([0])).numpy()
+            else:
+                want = model(torch.from_numpy(tokens)).numpy()
         if got.shape != want.shape:
             raise ExportError(f"verify: prefill logits shape {got.shape}, expected {want.shape}")
         rel = _rel_err(got, want)
@@ -332,7 +353,12 @@ def verify(out: str, model: MobileLLMForCausalLM, chunk: int, max_seq_len: int,
         else:
             for pi, prompt in enumerate(prompts):
                 n = max(1, min(n_tokens, max_seq_len - len(prompt)))
-                want_toks, margins, _ = model.generate_greedy(prompt, n)
+                if ref_mod is not None:
+                    want_toks, steps = run_export_module(ref_mod, prompt, n, chunk)
+                    top2 = torch.topk(steps, 2, dim=-1).values
+                    margins = (top2[:, 0] - top2[:, 1]).tolist()
+                else:
+                    want_toks, margins, _ = model.generate_greedy(prompt, n)
                 proc = _run([exe, "generate", out, "--prompt-tokens",
                              ",".join(map(str, prompt)), "-n", str(n), "--print-token-ids",
                              "--ignore-eos"], f"verify: kiln generate (prompt {pi})")
@@ -389,7 +415,7 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
            methods: Sequence[str] = DEFAULT_METHODS, do_verify: bool = False,
            verify_tokens: int = 32, verify_prompts: int = 3,
            report_path: Optional[str] = None,
-           extra_compile_args: Sequence[str] = ()) -> Dict:
+           extra_compile_args: Sequence[str] = (), kv_cache_dtype: str = "f32") -> Dict:
     t_all = time.time()
     timings = {}
     report: Dict = {"checkpoint": os.path.abspath(ckpt), "output": os.path.abspath(out),
@@ -401,6 +427,11 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
                           f"prefill_last, each once, got {methods}")
     if quantize not in ("none", "int8", "int4"):
         raise ExportError(f"--quantize must be none, int8 or int4, got {quantize!r}")
+    if kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise ExportError(f"--kv-cache-dtype must be one of {', '.join(KV_CACHE_DTYPES)}, "
+                          f"got {kv_cache_dtype!r}")
+    kv_name = kv_cache_dtype
+    report["kv_cache_dtype"] = kv_name
     exe = kiln_bin()
 
     log(f"loading {ckpt}")
@@ -427,7 +458,7 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
     report.update(family=c.family, parameters=nparams, max_seq_len=S, prefill_chunk=C,
                   methods=methods, group_size=group_size)
     log(f"{c.family}: {nparams:,} parameters, {c.num_executed_layers} attention layers, "
-        f"max_seq_len {S}, prefill chunk {C}")
+        f"max_seq_len {S}, prefill chunk {C}, KV cache {kv_name}")
     kind, tok_path, add_bos = tokenizer_info(ckpt, c)
 
     out_dir = os.path.dirname(os.path.abspath(out)) or "."
@@ -438,7 +469,7 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
     try:
         log(f"tracing {', '.join(methods)}")
         t = time.time()
-        mod = LLMExportModule(model, S).eval()
+        mod = LLMExportModule(model, S, KV_CACHE_DTYPES[kv_name]).eval()
         examples = {"prefill": (torch.zeros(1, C, dtype=torch.int64),
                                 torch.zeros(1, dtype=torch.int64))}
         if "decode" in methods:
@@ -495,7 +526,7 @@ def export(ckpt: str, out: str, quantize: str = "none", group_size: Optional[int
             log("verifying against eager PyTorch")
             t = time.time()
             verify(tmp_out, model, C, S, verify_tokens, quantize, methods, report,
-                   verify_prompts)
+                   verify_prompts, KV_CACHE_DTYPES[kv_name])
             timings["verify"] = time.time() - t
         os.replace(tmp_out, out)
         tmp_out = None
@@ -559,6 +590,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                          "7 tokens, one prefill chunk, 1.5 chunks + 1)")
     ap.add_argument("--report", metavar="FILE.json", default=None,
                     help="write sizes, ops, arena, parity figures and timings")
+    ap.add_argument("--kv-cache-dtype", default="f32", choices=list(KV_CACHE_DTYPES),
+                    help="KV cache element type: f32 (default) or f16 (half the cache's "
+                         "memory, k and v rounded to half; attention still computes in f32)")
     ap.add_argument("--no-fuse", action="store_true", help="passed to kiln compile")
     args = ap.parse_args(argv)
 
@@ -575,7 +609,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                do_verify=args.verify, verify_tokens=args.verify_tokens,
                verify_prompts=args.verify_prompts,
-               report_path=args.report, extra_compile_args=extra)
+               report_path=args.report, extra_compile_args=extra,
+               kv_cache_dtype=args.kv_cache_dtype)
     except (ExportError, ConfigError) as e:
         print(f"kiln export-hf: error: {e}", file=sys.stderr)
         return 1

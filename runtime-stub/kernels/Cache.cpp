@@ -4,6 +4,7 @@
 #include "runtime-stub/core/ThreadPool.h"
 #include "runtime-stub/kernels/KernelUtil.h"
 #include "runtime-stub/kernels/opt/OptAttention.h"
+#include "runtime-stub/kernels/opt/OptElementwise.h"
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +25,32 @@ namespace {
 Error parseCacheWrite(const AttrSet &a, OpAttrs *o) {
   o->hasDim = true;
   return a.getInt("dim", true, &o->dim);
+}
+
+// n floats of type `from` at src to type `to` at dst (both float types:
+// f32, f16, bf16), each rounded to nearest even as `cast` does.
+void convertFloats(const uint8_t *src, DType from, uint8_t *dst, DType to, int64_t n) {
+  auto read = [&](int64_t i) -> float {
+    uint16_t h;
+    switch (from) {
+    case DType::Float16: std::memcpy(&h, src + 2 * i, 2); return halfToFloat(h);
+    case DType::BFloat16: std::memcpy(&h, src + 2 * i, 2); return bfloat16ToFloat(h);
+    default: {
+      float f;
+      std::memcpy(&f, src + 4 * i, 4);
+      return f;
+    }
+    }
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const float f = read(i);
+    uint16_t h;
+    switch (to) {
+    case DType::Float16: h = floatToHalf(f); std::memcpy(dst + 2 * i, &h, 2); break;
+    case DType::BFloat16: h = floatToBFloat16(f); std::memcpy(dst + 2 * i, &h, 2); break;
+    default: std::memcpy(dst + 4 * i, &f, 4); break;
+    }
+  }
 }
 
 // A prefill chunk writes rows [p, p + n) of each of the `outer` slices of a
@@ -64,9 +91,12 @@ Error runCacheWrite(const KernelCall &call) {
   int rank = state->rank();
   int dim = 0;
   KILN_TRY(normalizeDim(call, call.attrs->dim, rank, &dim));
-  if (values->dtype() != state->dtype())
+  // A float state may be written from another float type: each element is
+  // rounded to the state's type (an f16 KV cache fed by f32 k / v).
+  const bool convert = values->dtype() != state->dtype();
+  if (convert && !(isFloating(values->dtype()) && isFloating(state->dtype())))
     return call.fail("values " + values->describe() + " must have the dtype of the state " +
-                     state->describe());
+                     state->describe() + " (or, for a float state, another float type)");
   if (positions->rank() != 1)
     return call.fail("positions must be 1-d, got " + positions->describe());
   // Not readIntList: that helper reads shape lists (at most kMaxRank entries),
@@ -99,6 +129,23 @@ Error runCacheWrite(const KernelCall &call) {
   uint8_t *dst = static_cast<uint8_t *>(out->mutableData());
   const uint8_t *src = values->dataAs<uint8_t>();
   prefaultRows(dst, outer, capacity, rowBytes, n, posAt);
+  if (convert) {
+    const int64_t rowElems = dimProduct(state->shape(), dim + 1, rank);
+    const size_t srcRowBytes = (size_t)rowElems * dtypeSize(values->dtype());
+    const bool simd = !call.portableOnly && values->dtype() == DType::Float32 &&
+                      state->dtype() == DType::Float16;
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < n; ++i) {
+        const uint8_t *from = src + (size_t)(o * n + i) * srcRowBytes;
+        uint8_t *to = dst + (size_t)(o * capacity + posAt(i)) * rowBytes;
+        if (simd) // (an f16 KV cache written from f32 k / v)
+          opt::floatsToHalf(reinterpret_cast<const float *>(from), reinterpret_cast<uint16_t *>(to),
+                            rowElems);
+        else
+          convertFloats(from, values->dtype(), to, state->dtype(), rowElems);
+      }
+    return Error::success();
+  }
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < n; ++i)
       std::memcpy(dst + (size_t)(o * capacity + posAt(i)) * rowBytes,
@@ -151,11 +198,21 @@ Error runCachedAttention(const KernelCall &call) {
                          std::to_string(start + t - 1) + " do not fit in the cache of " +
                          std::to_string(s) + " positions",
                      ErrorCode::OutOfRange);
+  if (k->dtype() != v->dtype())
+    return call.fail("k_cache and v_cache element types differ: " + k->describe() + ", " +
+                     v->describe());
   Tensor tmpQ, tmpK, tmpV, res;
-  const float *pq, *pk, *pv;
+  const float *pq, *pk = nullptr, *pv = nullptr;
   KILN_TRY(asFloat(call, *q, "q", &tmpQ, &pq));
-  KILN_TRY(asFloat(call, *k, "k_cache", &tmpK, &pk));
-  KILN_TRY(asFloat(call, *v, "v_cache", &tmpV, &pv));
+  // f16 caches are read in place (rows widened as they are used); other
+  // float types are converted whole.
+  const bool cacheF16 = k->dtype() == DType::Float16;
+  const uint16_t *hk = cacheF16 ? k->dataAs<uint16_t>() : nullptr;
+  const uint16_t *hv = cacheF16 ? v->dataAs<uint16_t>() : nullptr;
+  if (!cacheF16) {
+    KILN_TRY(asFloat(call, *k, "k_cache", &tmpK, &pk));
+    KILN_TRY(asFloat(call, *v, "v_cache", &tmpV, &pv));
+  }
   Tensor *dstTensor = q->dtype() == DType::Float32 ? call.out[0] : &res;
   KILN_TRY(dstTensor->allocate(DType::Float32, q->shape()));
   float *po = dstTensor->mutableDataAs<float>();
@@ -168,20 +225,29 @@ Error runCachedAttention(const KernelCall &call) {
   int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / headWork);
   auto heads = [&](int64_t begin, int64_t end) {
     // Per thread, kept between calls: nothing is allocated per decode step.
-    static thread_local std::vector<float> scores;
+    static thread_local std::vector<float> scores, wide;
     if (scores.size() < (size_t)s)
       scores.resize((size_t)s);
+    if (wide.size() < (size_t)d)
+      wide.resize((size_t)d);
     for (int64_t bh = begin; bh < end; ++bh) {
       int64_t b = bh / hq, h = bh % hq;
       // Query head h reads kv head h / group: no repeated heads are built.
-      const float *kH = pk + ((b * hkv) + h / group) * s * d;
-      const float *vH = pv + ((b * hkv) + h / group) * s * d;
+      const int64_t head = ((b * hkv) + h / group) * s * d;
+      // Row j of a cache as f32 (an f16 row is widened into `wide`).
+      auto row = [&](const float *f, const uint16_t *hf, int64_t j) -> const float * {
+        if (!hf)
+          return f + head + j * d;
+        for (int64_t c = 0; c < d; ++c)
+          wide[(size_t)c] = halfToFloat(hf[head + j * d + c]);
+        return wide.data();
+      };
       for (int64_t i = 0; i < t; ++i) {
         const float *qRow = pq + ((b * hq + h) * t + i) * d;
         int64_t p = start + i; // attends cache positions 0..p only
         float maxScore = -INFINITY;
         for (int64_t j = 0; j <= p; ++j) {
-          const float *kRow = kH + j * d;
+          const float *kRow = row(pk, hk, j);
           float dot = 0.0f;
           for (int64_t c = 0; c < d; ++c)
             dot += qRow[c] * kRow[c];
@@ -194,7 +260,7 @@ Error runCachedAttention(const KernelCall &call) {
         for (int64_t j = 0; j <= p; ++j) {
           float w = std::exp(scores[(size_t)j] - maxScore);
           sum += w;
-          const float *vRow = vH + j * d;
+          const float *vRow = row(pv, hv, j);
           for (int64_t c = 0; c < d; ++c)
             o[c] += w * vRow[c];
         }
@@ -209,6 +275,8 @@ Error runCachedAttention(const KernelCall &call) {
     args.q = pq;
     args.k = pk;
     args.v = pv;
+    args.kHalf = hk;
+    args.vHalf = hv;
     args.out = po;
     args.batch = batch;
     args.hq = hq;

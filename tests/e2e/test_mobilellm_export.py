@@ -171,6 +171,51 @@ def test_tiny_quantized_verify(root, tmp_path):
     assert p["min_cosine"] >= 0.99 and p["top1_agreement"] >= 0.9, p
 
 
+def test_tiny_f16_kv_cache(root, tmp_path):
+    """--kv-cache-dtype f16: the caches are f16 program state (half the bytes of the f32
+    export's), and --verify holds the fp32 program to the fp32 tolerances against the
+    export module with the same f16 cache run eagerly. The program's prefill logits are
+    checked here against that module too (<= 1e-4 relative), and they differ from the
+    plain model's by more (k and v really are rounded to half)."""
+    ex = export(root, "tiny-mobilellm", tiny_config("mobilellm"), TINY_ARGS, seed=11)
+    out, rep = tmp_path / "h.kiln", tmp_path / "r.json"
+    proc = harness.run_tool([harness.binary("kiln"), "export-hf", ex.ckpt, "-o", out,
+                             "--kv-cache-dtype", "f16", "--verify", "--verify-tokens", "20",
+                             "--report", rep] + TINY_ARGS, timeout=300)
+    assert proc.returncode == 0, harness.describe(proc)
+    assert "KV cache f16" in proc.stderr, proc.stderr
+    r = json.loads(rep.read_text())
+    assert r["kv_cache_dtype"] == "f16" and r["verify"]["status"] == "ok", r["verify"]
+    assert r["verify"]["prefill"]["rel_max_err"] <= 1e-4, r["verify"]["prefill"]
+    info32 = json.loads(harness.run_tool([harness.binary("kiln"), "inspect", ex.out,
+                                          "--json"]).stdout)
+    assert r["sizes"]["state_bytes"] * 2 == info32["state_bytes"], (r["sizes"], info32)
+
+    from kiln.export_hf import LLMExportModule
+    mod = LLMExportModule(ex.model, 48, torch.float16).eval()
+    tokens = torch.randint(0, ex.model.config.vocab_size, (16,),
+                           generator=torch.Generator().manual_seed(5)).tolist()
+    got = prefill_logits(out, tokens, 0, tmp_path)
+    with torch.no_grad():
+        mod.reset_cache()
+        want = mod.prefill(torch.tensor([tokens]), torch.tensor([0])).numpy()
+        plain = ex.model(torch.tensor([tokens])).numpy()
+    rel = float(np.abs(got - want).max() / np.abs(want).max())
+    assert rel <= 1e-4, f"f16 KV cache: prefill logits [1,16,V] relative max error {rel:.3g}"
+    rounding = float(np.abs(plain - want).max() / np.abs(want).max())
+    assert rounding > 10 * max(rel, 1e-7), \
+        f"the f16 cache changed the logits by only {rounding:.3g} (program error {rel:.3g})"
+
+
+def test_bad_kv_cache_dtype(root, tmp_path):
+    ex = export(root, "tiny-mobilellm", tiny_config("mobilellm"), TINY_ARGS, seed=11)
+    out = tmp_path / "x.kiln"
+    proc = harness.run_tool([harness.binary("kiln"), "export-hf", ex.ckpt, "-o", out,
+                             "--kv-cache-dtype", "int8"] + TINY_ARGS)
+    assert proc.returncode == 1 and "--kv-cache-dtype" in proc.stderr, harness.describe(proc)
+    assert not out.exists()
+
+
 # ------------------------------------------------------------ errors
 
 def test_missing_tensor_is_named(tmp_path):

@@ -75,11 +75,13 @@ struct DecodeSplit {
 
 #include "hwy/contrib/math/math-inl.h"
 
+#include "runtime-stub/core/DType.h"
 #include "runtime-stub/core/ThreadPool.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 HWY_BEFORE_NAMESPACE();
@@ -96,6 +98,25 @@ constexpr int kU = 4;
 #else
 constexpr int kU = 2;
 #endif
+// Cache rows as f32 vectors / scalars: T = float (read as is) or
+// hwy::float16_t (f16 caches, widened on load; the math stays f32).
+template <class D> HWY_INLINE hn::Vec<D> LoadCache(D d, const float *HWY_RESTRICT p) {
+  return hn::LoadU(d, p);
+}
+template <class D>
+HWY_INLINE hn::Vec<D> LoadCache(D d, const hwy::float16_t *HWY_RESTRICT p) {
+  const hn::Rebind<hwy::float16_t, D> dh;
+  return hn::PromoteTo(d, hn::LoadU(dh, p));
+}
+// (Scalar tails use std::fma explicitly: whether the compiler contracts a * b
+// + c must not differ between the f32 and f16 instantiations.)
+HWY_INLINE float CacheAt(const float *p, int64_t i) { return p[i]; }
+HWY_INLINE float CacheAt(const hwy::float16_t *p, int64_t i) {
+  uint16_t bits;
+  std::memcpy(&bits, p + i, sizeof(bits));
+  return halfToFloat(bits);
+}
+
 // Up to kMaxRows query rows that read the same kv head: row r attends keys
 // [0, n[r]). Sharing the pass over the keys reads each k/v row once per set
 // instead of once per query row (prefill: 4 consecutive rows of a head;
@@ -107,9 +128,9 @@ struct RowSet {
 };
 
 // o_r[c0, c0 + U * N) = inv_r * sum_j p_r[j] * v[j][c] for keys j < nmax.
-template <int R, int U>
+template <int R, int U, typename T>
 HWY_INLINE void accumulateColumns(const RowSet &set, float *const *p, const float *inv,
-                                  const float *HWY_RESTRICT v, int64_t D, int64_t nmax,
+                                  const T *HWY_RESTRICT v, int64_t D, int64_t nmax,
                                   int64_t c0) {
   const hn::ScalableTag<float> d;
   using V = decltype(hn::Zero(d));
@@ -119,10 +140,10 @@ HWY_INLINE void accumulateColumns(const RowSet &set, float *const *p, const floa
     for (int u = 0; u < U; ++u)
       acc[r][u] = hn::Zero(d);
   for (int64_t j = 0; j < nmax; ++j) {
-    const float *vr = v + j * D + c0;
+    const T *vr = v + j * D + c0;
     V vv[U];
     for (int u = 0; u < U; ++u)
-      vv[u] = hn::LoadU(d, vr + u * N);
+      vv[u] = LoadCache(d, vr + u * N);
     for (int r = 0; r < R; ++r) {
       const V pj = hn::Set(d, p[r][j]);
       for (int u = 0; u < U; ++u)
@@ -163,8 +184,8 @@ template <class V> HWY_INLINE void sumOfLanes4(V a0, V a1, V a2, V a3, float *ou
 // values. stat non-null (a split decode range): out_r = the unnormalized sum
 // sum_j exp(s_j - m_r) v_j, stat[r][0] = m_r = max_j s_j, stat[r][1] = sum_j
 // exp(s_j - m_r) -- the partial state the ranges of a head are merged from.
-template <int R>
-void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HWY_RESTRICT vH,
+template <int R, typename T>
+void attendRows(const RowSet &set, const T *HWY_RESTRICT kH, const T *HWY_RESTRICT vH,
                 int64_t D, float scale, float *const *p, float *const *stat) {
   const hn::ScalableTag<float> d;
   using V = decltype(hn::Zero(d));
@@ -178,25 +199,25 @@ void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HW
   int64_t j0 = 0;
 #if HWY_TARGET != HWY_SCALAR
   for (; j0 + 4 <= nmax; j0 += 4) {
-    const float *k0 = kH + j0 * D, *k1 = k0 + D, *k2 = k1 + D, *k3 = k2 + D;
+    const T *k0 = kH + j0 * D, *k1 = k0 + D, *k2 = k1 + D, *k3 = k2 + D;
     for (int r = 0; r < R; ++r) {
       const float *qr = set.q[r];
       V a0 = hn::Zero(d), a1 = hn::Zero(d), a2 = hn::Zero(d), a3 = hn::Zero(d);
       int64_t c = 0;
       for (; c + N <= D; c += N) {
         const V qv = hn::LoadU(d, qr + c);
-        a0 = hn::MulAdd(qv, hn::LoadU(d, k0 + c), a0);
-        a1 = hn::MulAdd(qv, hn::LoadU(d, k1 + c), a1);
-        a2 = hn::MulAdd(qv, hn::LoadU(d, k2 + c), a2);
-        a3 = hn::MulAdd(qv, hn::LoadU(d, k3 + c), a3);
+        a0 = hn::MulAdd(qv, LoadCache(d, k0 + c), a0);
+        a1 = hn::MulAdd(qv, LoadCache(d, k1 + c), a1);
+        a2 = hn::MulAdd(qv, LoadCache(d, k2 + c), a2);
+        a3 = hn::MulAdd(qv, LoadCache(d, k3 + c), a3);
       }
       float dots[4];
       sumOfLanes4(a0, a1, a2, a3, dots);
       for (; c < D; ++c) {
-        dots[0] += qr[c] * k0[c];
-        dots[1] += qr[c] * k1[c];
-        dots[2] += qr[c] * k2[c];
-        dots[3] += qr[c] * k3[c];
+        dots[0] = std::fma(qr[c], CacheAt(k0, c), dots[0]);
+        dots[1] = std::fma(qr[c], CacheAt(k1, c), dots[1]);
+        dots[2] = std::fma(qr[c], CacheAt(k2, c), dots[2]);
+        dots[3] = std::fma(qr[c], CacheAt(k3, c), dots[3]);
       }
       for (int k = 0; k < 4; ++k)
         p[r][j0 + k] = dots[k] * scale;
@@ -204,20 +225,20 @@ void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HW
   }
 #endif
   for (int64_t j = j0; j < nmax; ++j) {
-    const float *kr = kH + j * D;
+    const T *kr = kH + j * D;
     V acc[R];
     for (int r = 0; r < R; ++r)
       acc[r] = hn::Zero(d);
     int64_t c = 0;
     for (; c + N <= D; c += N) {
-      const V kv = hn::LoadU(d, kr + c);
+      const V kv = LoadCache(d, kr + c);
       for (int r = 0; r < R; ++r)
         acc[r] = hn::MulAdd(hn::LoadU(d, set.q[r] + c), kv, acc[r]);
     }
     for (int r = 0; r < R; ++r) {
       float dot = hn::GetLane(hn::SumOfLanes(d, acc[r]));
       for (int64_t x = c; x < D; ++x)
-        dot += set.q[r][x] * kr[x];
+        dot = std::fma(set.q[r][x], CacheAt(kr, x), dot);
       p[r][j] = dot * scale;
     }
   }
@@ -251,26 +272,39 @@ void attendRows(const RowSet &set, const float *HWY_RESTRICT kH, const float *HW
   // (3) out_r = inv_r * sum_j p_r[j] v_j, kU vectors of columns at a time.
   int64_t c = 0;
   for (; c + kU * N <= D; c += kU * N)
-    accumulateColumns<R, kU>(set, p, inv, vH, D, nmax, c);
+    accumulateColumns<R, kU, T>(set, p, inv, vH, D, nmax, c);
   for (; c + N <= D; c += N)
-    accumulateColumns<R, 1>(set, p, inv, vH, D, nmax, c);
+    accumulateColumns<R, 1, T>(set, p, inv, vH, D, nmax, c);
   for (; c < D; ++c)
     for (int r = 0; r < R; ++r) {
       float acc = 0.0f;
       for (int64_t j = 0; j < nmax; ++j)
-        acc += p[r][j] * vH[j * D + c];
+        acc = std::fma(p[r][j], CacheAt(vH, j * D + c), acc);
       set.out[r][c] = acc * inv[r];
     }
 }
 
-void attendSet(int rows, const RowSet &set, const float *kH, const float *vH, int64_t D,
+template <typename T>
+void attendSet(int rows, const RowSet &set, const T *kH, const T *vH, int64_t D,
                float scale, float *const *p, float *const *stat = nullptr) {
   switch (rows) {
-  case 1: attendRows<1>(set, kH, vH, D, scale, p, stat); break;
-  case 2: attendRows<2>(set, kH, vH, D, scale, p, stat); break;
-  case 3: attendRows<3>(set, kH, vH, D, scale, p, stat); break;
-  default: attendRows<4>(set, kH, vH, D, scale, p, stat); break;
+  case 1: attendRows<1, T>(set, kH, vH, D, scale, p, stat); break;
+  case 2: attendRows<2, T>(set, kH, vH, D, scale, p, stat); break;
+  case 3: attendRows<3, T>(set, kH, vH, D, scale, p, stat); break;
+  default: attendRows<4, T>(set, kH, vH, D, scale, p, stat); break;
   }
+}
+
+// The caches of `a` as T (f32 or f16, CachedAttentionArgs::kHalf).
+template <typename T> const T *cacheK(const CachedAttentionArgs &a);
+template <> const float *cacheK<float>(const CachedAttentionArgs &a) { return a.k; }
+template <> const hwy::float16_t *cacheK<hwy::float16_t>(const CachedAttentionArgs &a) {
+  return reinterpret_cast<const hwy::float16_t *>(a.kHalf);
+}
+template <typename T> const T *cacheV(const CachedAttentionArgs &a);
+template <> const float *cacheV<float>(const CachedAttentionArgs &a) { return a.v; }
+template <> const hwy::float16_t *cacheV<hwy::float16_t>(const CachedAttentionArgs &a) {
+  return reinterpret_cast<const hwy::float16_t *>(a.vHalf);
 }
 
 // Score / weight buffers of the rows of a set (kMaxRows rows of S + N floats,
@@ -286,7 +320,9 @@ void scoreRows(int64_t s, float **p) {
     p[r] = buf.data() + r * stride;
 }
 
-void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end) {
+template <typename T>
+void attentionHeads(const CachedAttentionArgs &a, int64_t begin, int64_t end) {
+  const T *K = cacheK<T>(a), *Vc = cacheV<T>(a);
   const int64_t D = a.d, group = a.hq / a.hkv;
   float *p[kMaxRows];
   scoreRows(a.s, p);
@@ -304,7 +340,7 @@ void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end
         set.out[rows] = oRow(bh, 0);
         set.n[rows] = a.start + 1;
       }
-      attendSet(rows, set, a.k + kv * a.s * D, a.v + kv * a.s * D, D, a.scale, p);
+      attendSet<T>(rows, set, K + kv * a.s * D, Vc + kv * a.s * D, D, a.scale, p);
     }
     return;
   }
@@ -318,13 +354,19 @@ void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end
         set.out[r] = oRow(bh, i0 + r);
         set.n[r] = a.start + i0 + r + 1; // keys 0 .. start + i
       }
-      attendSet(rows, set, a.k + kv * a.s * D, a.v + kv * a.s * D, D, a.scale, p);
+      attendSet<T>(rows, set, K + kv * a.s * D, Vc + kv * a.s * D, D, a.scale, p);
     }
   }
 }
 
+void AttentionHeadsImpl(const CachedAttentionArgs &a, int64_t begin, int64_t end) {
+  a.kHalf ? attentionHeads<hwy::float16_t>(a, begin, end) : attentionHeads<float>(a, begin, end);
+}
+
 // Chunk `chunk` of a split decode step (see DecodeSplit).
-void AttentionDecodeChunkImpl(const CachedAttentionArgs &a, const DecodeSplit &sp, int64_t chunk) {
+template <typename T>
+void attentionDecodeChunk(const CachedAttentionArgs &a, const DecodeSplit &sp, int64_t chunk) {
+  const T *K = cacheK<T>(a), *Vc = cacheV<T>(a);
   const int64_t D = a.d;
   float *p[kMaxRows];
   scoreRows(a.s, p);
@@ -339,21 +381,26 @@ void AttentionDecodeChunkImpl(const CachedAttentionArgs &a, const DecodeSplit &s
       set.q[r] = a.q + (bh0 + r) * D;
       set.n[r] = j1 - j0;
     }
-    const float *kH = a.k + (cache * a.s + j0) * D, *vH = a.v + (cache * a.s + j0) * D;
+    const T *kH = K + (cache * a.s + j0) * D, *vH = Vc + (cache * a.s + j0) * D;
     if (j0 == 0 && j1 == sp.n) { // the whole set: finished here
       for (int r = 0; r < rows; ++r)
         set.out[r] = a.out + (bh0 + r) * D;
-      attendSet(rows, set, kH, vH, D, a.scale, p);
+      attendSet<T>(rows, set, kH, vH, D, a.scale, p);
     } else { // a piece: partial state
       float *stat[kMaxRows];
       for (int r = 0; r < rows; ++r) {
         set.out[r] = sp.slot(chunk, f == begin ? 0 : 1, r, D);
         stat[r] = set.out[r] + D;
       }
-      attendSet(rows, set, kH, vH, D, a.scale, p, stat);
+      attendSet<T>(rows, set, kH, vH, D, a.scale, p, stat);
     }
     f += j1 - j0;
   }
+}
+
+void AttentionDecodeChunkImpl(const CachedAttentionArgs &a, const DecodeSplit &sp, int64_t chunk) {
+  a.kHalf ? attentionDecodeChunk<hwy::float16_t>(a, sp, chunk)
+          : attentionDecodeChunk<float>(a, sp, chunk);
 }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -380,6 +427,8 @@ int64_t cachedAttentionDecodeChunks(const CachedAttentionArgs &args) {
     return 1;
   const int64_t group = args.hq / args.hkv;
   const int64_t keys = args.batch * args.hkv * ((group + kMaxRows - 1) / kMaxRows) * (args.start + 1);
+  // (Counted as f32 for f16 caches too: the chunks, and so the order of the
+  // sums, stay those of the same values in an f32 cache.)
   const int64_t bytes = keys * args.d * 2 * static_cast<int64_t>(sizeof(float));
   return std::max<int64_t>(1, std::min<int64_t>({kDecodeMaxChunks, bytes / kDecodeBytesPerTask, keys}));
 }

@@ -1,5 +1,5 @@
 // Optimized cached_attention (issue 6): grouped-query attention of T query rows
-// over the valid prefix of f32 KV caches, read in place (query head h reads kv
+// over the valid prefix of f32 or f16 KV caches, read in place (query head h reads kv
 // head h / (Hq / Hkv); no repeated heads are built). Per query row: SIMD dot
 // products q . k_j over D, a SIMD softmax (Highway's Exp), SIMD accumulation of
 // p_j * v_j. Prefill chunks are split by query heads over the thread pool like
@@ -17,13 +17,18 @@ class ThreadPool;
 
 namespace opt {
 
-/// q [B, Hq, T, D], caches [B, Hkv, S, D], out [B, Hq, T, D] (all f32,
-/// contiguous). Query row i sits at position start + i and attends cache
-/// positions 0 .. start + i (causal within the chunk); start + T <= S.
+/// q [B, Hq, T, D], caches [B, Hkv, S, D], out [B, Hq, T, D] (contiguous; q,
+/// out f32, the caches f32 in k / v or f16 in kHalf / vHalf). Query row i sits
+/// at position start + i and attends cache positions 0 .. start + i (causal
+/// within the chunk); start + T <= S.
 struct CachedAttentionArgs {
   const float *q = nullptr;
   const float *k = nullptr;
   const float *v = nullptr;
+  /// f16 caches (IEEE half bits), used instead of k / v when set: rows are
+  /// widened to f32 as they are loaded (half the bytes of a decode step's reads).
+  const uint16_t *kHalf = nullptr;
+  const uint16_t *vHalf = nullptr;
   float *out = nullptr;
   int64_t batch = 0, hq = 0, hkv = 0, t = 0, s = 0, d = 0;
   int64_t start = 0;

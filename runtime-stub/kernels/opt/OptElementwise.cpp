@@ -230,6 +230,23 @@ void DequantizeRowImpl(bool int4, const void *w, const void *scales, bool scales
   }
 }
 
+// f32 -> f16 bits, rounded to nearest even: F16C's vcvtps2ph on the x86
+// targets that have it (AVX2 and up), floatToHalf (the portable conversion)
+// elsewhere and for the tail. Equal bit for bit but for NaN payloads.
+void FloatsToHalfImpl(const float *src, uint16_t *dst, int64_t n) {
+  int64_t i = 0;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<hwy::float16_t, decltype(d)> dh;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  for (; i + N <= n; i += N)
+    hn::StoreU(hn::DemoteTo(dh, hn::LoadU(d, src + i)), dh,
+               reinterpret_cast<hwy::float16_t *>(dst + i));
+#endif
+  for (; i < n; ++i)
+    dst[i] = floatToHalf(src[i]);
+}
+
 const char *EwTargetName() { return hwy::TargetName(HWY_TARGET); }
 
 // NOLINTNEXTLINE(google-readability-namespace-comments)
@@ -248,6 +265,7 @@ HWY_EXPORT(BinaryImpl);
 HWY_EXPORT(RmsNormImpl);
 HWY_EXPORT(SwigluImpl);
 HWY_EXPORT(DequantizeRowImpl);
+HWY_EXPORT(FloatsToHalfImpl);
 HWY_EXPORT(EwTargetName);
 
 namespace {
@@ -313,6 +331,10 @@ void swiglu(const float *gate, const float *up, float *out, int64_t n, ThreadPoo
 void dequantizeRow(bool int4, const void *w, const void *scales, bool scalesF16, int64_t group,
                    int64_t in, int64_t row, float *out) {
   HWY_DYNAMIC_DISPATCH(DequantizeRowImpl)(int4, w, scales, scalesF16, group, in, row, out);
+}
+
+void floatsToHalf(const float *src, uint16_t *dst, int64_t n) {
+  HWY_DYNAMIC_DISPATCH(FloatsToHalfImpl)(src, dst, n);
 }
 
 const char *elementwiseTargetName() { return HWY_DYNAMIC_DISPATCH(EwTargetName)(); }

@@ -50,6 +50,11 @@ void swiglu(const float *gate, const float *up, float *out, int64_t n, ThreadPoo
 void dequantizeRow(bool int4, const void *w, const void *scales, bool scalesF16, int64_t group,
                    int64_t in, int64_t row, float *out);
 
+/// dst[i] = f16 bits of src[i], rounded to nearest even (F16C where the CPU
+/// has it): floatToHalf's results bit for bit, NaN payloads aside. Writes an
+/// f16 KV cache row from f32 k / v (cache_write).
+void floatsToHalf(const float *src, uint16_t *dst, int64_t n);
+
 /// Name of the SIMD target the dispatcher picks now for these kernels.
 const char *elementwiseTargetName();
 

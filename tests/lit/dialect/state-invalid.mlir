@@ -43,10 +43,20 @@ func.func @write_count(%p: tensor<2xi64>, %r: tensor<1x2xf32>) {
 
 // -----
 
-func.func @write_dtype(%p: tensor<1xi64>, %r: tensor<1x2xf16>) {
+// (A float state may be written from another float type; an integer one not.)
+func.func @write_dtype(%p: tensor<1xi64>, %r: tensor<1x2xi32>) {
   %s = kiln.state "s" : tensor<4x2xf32>
-  // expected-error @+1 {{'values' element type 'f16' differs from the state's 'f32'}}
-  %0 = kiln.cache_write %s[%p], %r dim 0 : (tensor<4x2xf32>, tensor<1xi64>, tensor<1x2xf16>) -> tensor<4x2xf32>
+  // expected-error @+1 {{'values' element type 'i32' differs from the state's 'f32'}}
+  %0 = kiln.cache_write %s[%p], %r dim 0 : (tensor<4x2xf32>, tensor<1xi64>, tensor<1x2xi32>) -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @write_dtype_int_state(%p: tensor<1xi64>, %r: tensor<1x2xf32>) {
+  %s = kiln.state "s" : tensor<4x2xi64>
+  // expected-error @+1 {{'values' element type 'f32' differs from the state's 'i64'}}
+  %0 = kiln.cache_write %s[%p], %r dim 0 : (tensor<4x2xi64>, tensor<1xi64>, tensor<1x2xf32>) -> tensor<4x2xi64>
   return
 }
 
@@ -56,6 +66,22 @@ func.func @write_dim(%p: tensor<1xi64>, %r: tensor<1x2xf32>) {
   %s = kiln.state "s" : tensor<4x2xf32>
   // expected-error @+1 {{'dim' 2 is out of range for rank 2}}
   %0 = kiln.cache_write %s[%p], %r dim 2 : (tensor<4x2xf32>, tensor<1xi64>, tensor<1x2xf32>) -> tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @attn_cache_types(%q: tensor<1x4x1x8xf32>, %k: tensor<1x2x16x8xf16>, %v: tensor<1x2x16x8xf32>, %p: tensor<1xi64>) {
+  // expected-error @+1 {{'v_cache' element type 'f32' differs from 'k_cache' element type 'f16'}}
+  %0 = kiln.cached_attention %q, %k, %v, %p scale 1.0 : (tensor<1x4x1x8xf32>, tensor<1x2x16x8xf16>, tensor<1x2x16x8xf32>, tensor<1xi64>) -> tensor<1x4x1x8xf32>
+  return
+}
+
+// -----
+
+func.func @attn_cache_int(%q: tensor<1x4x1x8xf32>, %k: tensor<1x2x16x8xi8>, %p: tensor<1xi64>) {
+  // expected-error @+1 {{'k_cache' must be a float tensor, got 'i8'}}
+  %0 = kiln.cached_attention %q, %k, %k, %p scale 1.0 : (tensor<1x4x1x8xf32>, tensor<1x2x16x8xi8>, tensor<1x2x16x8xi8>, tensor<1xi64>) -> tensor<1x4x1x8xf32>
   return
 }
 

@@ -22,6 +22,18 @@ func.func @decode(%q: tensor<1x4x1x8xf32>, %k: tensor<1x2x1x8xf32>, %v: tensor<1
   return %o : tensor<1x4x1x8xf32>
 }
 
+// f16 caches for f32 queries (kiln export-hf --kv-cache-dtype f16).
+// CHECK-LABEL: func.func @decode_f16_cache
+// CHECK:         kiln.cached_attention {{.*}} : (tensor<1x4x1x8xf32>, tensor<1x2x16x8xf16>, tensor<1x2x16x8xf16>, tensor<1xi64>) -> tensor<1x4x1x8xf32>
+func.func @decode_f16_cache(%q: tensor<1x4x1x8xf32>, %k: tensor<1x2x1x8xf16>, %v: tensor<1x2x1x8xf16>, %p: tensor<1xi64>) -> tensor<1x4x1x8xf32> {
+  %kc = kiln.state "k_cache_0" : tensor<1x2x16x8xf16>
+  %vc = kiln.state "v_cache_0" : tensor<1x2x16x8xf16>
+  %k1 = kiln.cache_write %kc[%p], %k dim 2 : (tensor<1x2x16x8xf16>, tensor<1xi64>, tensor<1x2x1x8xf16>) -> tensor<1x2x16x8xf16>
+  %v1 = kiln.cache_write %vc[%p], %v dim 2 : (tensor<1x2x16x8xf16>, tensor<1xi64>, tensor<1x2x1x8xf16>) -> tensor<1x2x16x8xf16>
+  %o = kiln.cached_attention %q, %k1, %v1, %p scale 0.35355339059327379 : (tensor<1x4x1x8xf32>, tensor<1x2x16x8xf16>, tensor<1x2x16x8xf16>, tensor<1xi64>) -> tensor<1x4x1x8xf32>
+  return %o : tensor<1x4x1x8xf32>
+}
+
 // A write whose result is unused is still a write: canonicalize and CSE keep
 // it (memory effects). Two reads of one state around a write are not merged;
 // two reads with no write between them are. An unused read goes away.

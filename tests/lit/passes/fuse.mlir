@@ -397,3 +397,33 @@ func.func @rope_interleaved_near_miss(%x: tensor<6x8xf32>, %cos: tensor<6x8xf32>
   %a = kiln.binary "add" %xc, %rs : (tensor<6x8xf32>, tensor<6x8xf32>) -> tensor<6x8xf32>
   return %a : tensor<6x8xf32>
 }
+
+// -----
+
+// A cast of f32 k to an f16 cache's type folds into the write (the write
+// rounds); a cast that something else reads stays for it; a cast to another
+// type than the state's (f16 values for an f32 state) is left alone.
+// CHECK-LABEL: func.func @cache_write_cast(
+// CHECK-SAME:    %[[K:[^:]+]]: tensor<1x2x1x8xf32>, %[[P:[^:]+]]: tensor<1xi64>
+// CHECK:         %[[S:.+]] = kiln.state "k_cache_0" : tensor<1x2x16x8xf16>
+// CHECK-NEXT:    %[[W:.+]] = kiln.cache_write %[[S]][%[[P]]], %[[K]] dim 2 : (tensor<1x2x16x8xf16>, tensor<1xi64>, tensor<1x2x1x8xf32>) -> tensor<1x2x16x8xf16>
+// CHECK-NEXT:    %[[S2:.+]] = kiln.state "v_cache_0" : tensor<1x2x16x8xf16>
+// CHECK-NEXT:    %[[C:.+]] = kiln.cast %[[K]] dtype "f16"
+// CHECK-NEXT:    %[[W2:.+]] = kiln.cache_write %[[S2]][%[[P]]], %[[K]] dim 2 : (tensor<1x2x16x8xf16>, tensor<1xi64>, tensor<1x2x1x8xf32>)
+// CHECK-NEXT:    %[[S3:.+]] = kiln.state "f32_cache" : tensor<1x2x16x8xf32>
+// CHECK-NEXT:    %[[C3:.+]] = kiln.cast %[[K]] dtype "f16"
+// CHECK-NEXT:    %[[W3:.+]] = kiln.cache_write %[[S3]][%[[P]]], %[[C3]] dim 2 : (tensor<1x2x16x8xf32>, tensor<1xi64>, tensor<1x2x1x8xf16>)
+// CHECK-NEXT:    return %[[W]], %[[W2]], %[[C]], %[[W3]]
+func.func @cache_write_cast(%k: tensor<1x2x1x8xf32>, %p: tensor<1xi64>)
+    -> (tensor<1x2x16x8xf16>, tensor<1x2x16x8xf16>, tensor<1x2x1x8xf16>, tensor<1x2x16x8xf32>) {
+  %s = kiln.state "k_cache_0" : tensor<1x2x16x8xf16>
+  %c = kiln.cast %k dtype "f16" : (tensor<1x2x1x8xf32>) -> tensor<1x2x1x8xf16>
+  %w = kiln.cache_write %s[%p], %c dim 2 : (tensor<1x2x16x8xf16>, tensor<1xi64>, tensor<1x2x1x8xf16>) -> tensor<1x2x16x8xf16>
+  %s2 = kiln.state "v_cache_0" : tensor<1x2x16x8xf16>
+  %c2 = kiln.cast %k dtype "f16" : (tensor<1x2x1x8xf32>) -> tensor<1x2x1x8xf16>
+  %w2 = kiln.cache_write %s2[%p], %c2 dim 2 : (tensor<1x2x16x8xf16>, tensor<1xi64>, tensor<1x2x1x8xf16>) -> tensor<1x2x16x8xf16>
+  %s3 = kiln.state "f32_cache" : tensor<1x2x16x8xf32>
+  %c3 = kiln.cast %k dtype "f16" : (tensor<1x2x1x8xf32>) -> tensor<1x2x1x8xf16>
+  %w3 = kiln.cache_write %s3[%p], %c3 dim 2 : (tensor<1x2x16x8xf32>, tensor<1xi64>, tensor<1x2x1x8xf16>) -> tensor<1x2x16x8xf32>
+  return %w, %w2, %c2, %w3 : tensor<1x2x16x8xf16>, tensor<1x2x16x8xf16>, tensor<1x2x1x8xf16>, tensor<1x2x16x8xf32>
+}

@@ -8,7 +8,7 @@
 // is tested with pools of 1-3 threads at key counts around each task-count
 // threshold, with odd counts and sets cut into up to 3 pieces, for every target.
 // Cache rows after the last query position hold NaN: reading one would poison
-// the output.
+// the output. f16 caches: HalfCachesMatchWidenedF32 below.
 //
 // Tolerance per output o[c] of a query row with softmax weights p_j:
 //   |opt - portable| <= 1e-5 * sum_j p_j |v_j[c]| + 1e-30
@@ -21,10 +21,14 @@
 
 #include "runtime-stub/kernels/opt/OptAttention.h"
 
+#include "runtime-stub/core/DType.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
+#include <utility>
 
 using namespace kiln;
 using namespace kiln::test;
@@ -88,12 +92,21 @@ AttnData makeData(std::mt19937 &rng, const AttnCase &c) {
   return a;
 }
 
-/// The registered cached_attention kernel on case c (portable or optimized path).
+/// f16 copies of a case's caches (HalfCachesMatchWidenedF32).
+struct HalfCaches {
+  std::vector<uint16_t> k, v;
+};
+
+/// The registered cached_attention kernel on case c (portable or optimized
+/// path), over a's f32 caches or, when given, the f16 caches h.
 std::vector<float> viaRegisteredKernel(const AttnCase &c, const AttnData &a, bool portableOnly,
-                                       rt::ThreadPool *pool) {
+                                       rt::ThreadPool *pool, const HalfCaches *h = nullptr) {
+  const Shape cacheShape{c.batch, c.hkv, c.s, c.d};
   Tensor q = Tensor::borrow(DType::Float32, Shape{c.batch, c.hq, c.t, c.d}, a.q.data());
-  Tensor k = Tensor::borrow(DType::Float32, Shape{c.batch, c.hkv, c.s, c.d}, a.k.data());
-  Tensor v = Tensor::borrow(DType::Float32, Shape{c.batch, c.hkv, c.s, c.d}, a.v.data());
+  Tensor k = h ? Tensor::borrow(DType::Float16, cacheShape, h->k.data())
+               : Tensor::borrow(DType::Float32, cacheShape, a.k.data());
+  Tensor v = h ? Tensor::borrow(DType::Float16, cacheShape, h->v.data())
+               : Tensor::borrow(DType::Float32, cacheShape, a.v.data());
   std::vector<int64_t> start = {c.start};
   Tensor sp = Tensor::borrow(DType::Int64, Shape{1}, start.data());
   rt::OpAttrs attrs;
@@ -217,6 +230,68 @@ TEST_F(OptAttention, ThreadPoolSplitMatchesPortable) {
   rt::ThreadPool pool(3);
   std::mt19937 rng(32);
   EXPECT_EQ(runCases(rng, &pool, "3 threads"), 24);
+}
+
+// f16 caches (kiln export-hf --kv-cache-dtype f16): k and v rounded to f16
+// (NaN rows stay NaN), and the same values widened back to f32. Attention
+// over the f16 caches must equal attention over the widened f32 caches bit
+// for bit -- both in the optimized kernel (every target, with and without a
+// pool: the rows are widened on load, then the same math, the same chunks)
+// and in the portable one -- and the optimized f16 result must match the
+// portable f16 result within the tolerance above.
+HalfCaches roundToHalf(AttnData *a) {
+  HalfCaches h;
+  for (auto [from, to] : {std::pair(&a->k, &h.k), std::pair(&a->v, &h.v)}) {
+    to->resize(from->size());
+    for (size_t i = 0; i < from->size(); ++i) {
+      (*to)[i] = rt::floatToHalf((*from)[i]);
+      (*from)[i] = rt::halfToFloat((*to)[i]);
+    }
+  }
+  return h;
+}
+
+std::vector<float> halfViaKernel(const AttnCase &c, const AttnData &a, const HalfCaches &h,
+                                 bool portableOnly, rt::ThreadPool *pool) {
+  return viaRegisteredKernel(c, a, portableOnly, pool, &h);
+}
+
+bool sameBits(const std::vector<float> &a, const std::vector<float> &b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST_F(OptAttention, HalfCachesMatchWidenedF32) {
+  rt::ThreadPool pool(2);
+  for (int64_t target : compiledTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    std::mt19937 rng(static_cast<unsigned>(target & 0xFFFF) + 51);
+    const std::string tn = std::string("target ") + hwy::TargetName(target);
+    for (const AttnCase &c : randomCases(rng)) {
+      AttnData a = makeData(rng, c);
+      const HalfCaches h = roundToHalf(&a);
+      for (rt::ThreadPool *p : {static_cast<rt::ThreadPool *>(nullptr), &pool}) {
+        const std::string what = tn + (p ? ", 2 threads" : ", no pool");
+        std::vector<float> f32 = optimized(c, a, p, false);
+        opt::CachedAttentionArgs args = argsOf(c, &a);
+        std::vector<float> f16(a.q.size(), std::nanf(""));
+        args.out = f16.data();
+        args.k = args.v = nullptr;
+        args.kHalf = h.k.data();
+        args.vHalf = h.v.data();
+        opt::cachedAttention(args, p);
+        ASSERT_TRUE(sameBits(f16, f32))
+            << what << " " << c.str() << ": f16 caches differ from the same values in f32 caches";
+        ASSERT_TRUE(sameBits(halfViaKernel(c, a, h, false, p), f32))
+            << what << " " << c.str() << ": kernel with f16 caches differs from f32 caches";
+      }
+      std::vector<float> portableHalf = halfViaKernel(c, a, h, true, nullptr);
+      ASSERT_TRUE(sameBits(portableHalf, portable(c, a)))
+          << c.str() << ": portable kernel, f16 caches differ from the same values in f32";
+      ASSERT_EQ(compare(c, a, halfViaKernel(c, a, h, false, &pool), portableHalf,
+                        tn + " f16 caches (kernel)"),
+                0);
+    }
+  }
 }
 
 // Smallest key count n (= start + 1) at which a decode step of c's heads and D

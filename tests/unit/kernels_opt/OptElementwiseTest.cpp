@@ -319,6 +319,91 @@ TEST_F(OptElementwise, BroadcastsOutsideTheFastFormsStayCorrect) {
   EXPECT_EQ(compareExact(got, want, "mul [5,1] x [1,7]"), 0);
 }
 
+// f32 -> f16 (an f16 KV cache written from f32 k / v): opt::floatsToHalf on
+// every target against the portable rt::floatToHalf, bit for bit, on values
+// around every rounding case (ties to even, the largest finite half 65504 and
+// the first values that overflow, subnormals and the smallest ones that round
+// to zero, signed zeros, infinities) and random ones, lengths 1..70 (vector
+// tails); NaN stays NaN (its payload may differ).
+std::vector<float> halfEdgeValues(std::mt19937 &rng) {
+  std::vector<float> v = {0.0f, -0.0f, 1.0f, -1.0f, 65504.0f, -65504.0f, 65519.0f, 65520.0f,
+                          70000.0f, 1e30f, INFINITY, -INFINITY, 6.1035156e-5f /* min normal */,
+                          6.0975552e-5f /* largest subnormal */, 5.9604645e-8f /* min subnormal */,
+                          2.9802322e-8f /* half of it: ties to 0 */, 2.98023259e-8f, 1e-10f,
+                          1.00048828125f /* tie, even below */, 1.00146484375f /* tie, even above */,
+                          0.33333334f, -2.7182817f};
+  for (float x : normalFloats(rng, 200, 1.0f))
+    v.push_back(x);
+  for (float x : normalFloats(rng, 200, 1e-5f)) // subnormal halves
+    v.push_back(x);
+  for (float x : normalFloats(rng, 100, 3e4f)) // near overflow
+    v.push_back(x);
+  return v;
+}
+
+TEST_F(OptElementwise, FloatsToHalfMatchesPortable) {
+  for (int64_t t : compiledTargets()) {
+    hwy::SetSupportedTargetsForTest(t);
+    const std::string target = hwy::TargetName(t);
+    std::mt19937 rng(static_cast<unsigned>(t & 0xFFFF) + 61);
+    const std::vector<float> values = halfEdgeValues(rng);
+    for (size_t n : {size_t(1), size_t(7), size_t(16), size_t(17), size_t(70), values.size()}) {
+      for (size_t off = 0; off + n <= values.size(); off += std::max<size_t>(n, 37)) {
+        std::vector<uint16_t> got(n, 0xDEAD);
+        opt::floatsToHalf(values.data() + off, got.data(), static_cast<int64_t>(n));
+        for (size_t i = 0; i < n; ++i)
+          ASSERT_EQ(got[i], rt::floatToHalf(values[off + i]))
+              << "floatsToHalf on " << target << ", n=" << n << ": value " << values[off + i]
+              << " (index " << off + i << ")";
+      }
+    }
+    uint16_t nan = 0;
+    const float qnan = std::nanf("");
+    opt::floatsToHalf(&qnan, &nan, 1);
+    EXPECT_TRUE(std::isnan(rt::halfToFloat(nan))) << target;
+  }
+}
+
+// cache_write of f32 values into an f16 state (the registered kernel, portable
+// and optimized): the written rows hold floatToHalf of each value, the other
+// rows are untouched; integer values into a float state are refused.
+TEST_F(OptElementwise, CacheWriteRoundsIntoAHalfState) {
+  std::mt19937 rng(62);
+  const int64_t H = 3, S = 10, D = 37; // state [1, H, S, D], 2 rows at positions 4, 7
+  std::vector<float> vals = normalFloats(rng, H * 2 * D);
+  vals[0] = 70000.0f;    // overflows to inf
+  vals[1] = 2.9802322e-8f; // ties to zero
+  std::vector<int64_t> pos = {4, 7};
+  for (bool portableOnly : {true, false}) {
+    std::vector<uint16_t> state(static_cast<size_t>(H * S * D), 0x3C00); // 1.0
+    Tensor st = Tensor::bindToArena(DType::Float16, Shape{1, H, S, D}, state.data());
+    Tensor tv = Tensor::borrow(DType::Float32, Shape{1, H, 2, D}, vals.data());
+    Tensor tp = Tensor::borrow(DType::Int64, Shape{2}, pos.data());
+    rt::OpAttrs attrs;
+    attrs.hasDim = true;
+    attrs.dim = 2;
+    rt::Error e = runKernelInto("cache_write", attrs, {&st, &tp, &tv}, {&st}, portableOnly);
+    ASSERT_FALSE(e.failed()) << e.message();
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t j = 0; j < S; ++j)
+        for (int64_t x = 0; x < D; ++x) {
+          const int64_t row = j == 4 ? 0 : j == 7 ? 1 : -1;
+          const uint16_t want =
+              row < 0 ? 0x3C00 : rt::floatToHalf(vals[static_cast<size_t>((h * 2 + row) * D + x)]);
+          ASSERT_EQ(state[static_cast<size_t>((h * S + j) * D + x)], want)
+              << "cache_write f32 -> f16 state [1," << H << "," << S << "," << D << "] "
+              << (portableOnly ? "portable" : "optimized") << " at head " << h << " position "
+              << j << " column " << x;
+        }
+    std::vector<int32_t> ints(static_cast<size_t>(H * 2 * D), 1);
+    Tensor ti = Tensor::borrow(DType::Int32, Shape{1, H, 2, D}, ints.data());
+    e = runKernelInto("cache_write", attrs, {&st, &tp, &ti}, {&st}, portableOnly);
+    ASSERT_TRUE(e.failed()) << "i32 values into an f16 state were accepted";
+    EXPECT_NE(e.message().find("must have the dtype of the state"), std::string::npos)
+        << e.message();
+  }
+}
+
 // Micro-benchmarks (run with --gtest_also_run_disabled_tests): one decode-sized
 // rms_norm (576), swiglu (1536) and add (576), optimized per target vs
 // portable, 1 thread, thread CPU time.

@@ -356,19 +356,8 @@ TEST_F(OptLinear, KernelHookUsesOptimizedPath) {
     std::vector<float> direct;
     opt::linear(argsFor(w, x, rows, nullptr, &direct), nullptr);
     Tensor xt = Tensor::borrow(DType::Float32, Shape{rows, in}, x.data()), wt = w.view(), yt;
-    const Tensor *ins[3] = {&xt, &wt, nullptr};
-    Tensor *outs[1] = {&yt};
     rt::OpAttrs attrs;
-    std::string loc = "test";
-    rt::KernelCall call;
-    call.op = "linear";
-    call.loc = &loc;
-    call.attrs = &attrs;
-    call.in = ins;
-    call.nIn = 3;
-    call.out = outs;
-    call.nOut = 1;
-    rt::Error e = rt::findKernel("linear")->run(call);
+    rt::Error e = test::runKernelInto("linear", attrs, {&xt, &wt, nullptr}, {&yt}, false);
     ASSERT_FALSE(e.failed()) << e.message();
     ASSERT_EQ(yt.numel(), rows * out);
     EXPECT_EQ(0, std::memcmp(yt.dataAs<float>(), direct.data(), direct.size() * sizeof(float)))

@@ -22,13 +22,13 @@
 namespace kiln {
 namespace test {
 
-/// Runs the registered kernel `op` on `inputs` (null = absent) and returns its
-/// single output; portableOnly selects the portable kernels.
-inline rt::Tensor runKernel(const char *op, const rt::OpAttrs &attrs,
-                            std::vector<const rt::Tensor *> inputs, bool portableOnly,
-                            rt::ThreadPool *pool = nullptr) {
-  rt::Tensor out;
-  rt::Tensor *outs[1] = {&out};
+/// Runs the registered kernel `op` on `inputs` (null = absent) into `outputs`
+/// (the caller's tensors, e.g. a state bound to memory for cache_write) and
+/// returns the kernel's error; portableOnly selects the portable kernels.
+inline rt::Error runKernelInto(const char *op, const rt::OpAttrs &attrs,
+                               std::vector<const rt::Tensor *> inputs,
+                               std::vector<rt::Tensor *> outputs, bool portableOnly,
+                               rt::ThreadPool *pool = nullptr) {
   std::string loc = "test";
   rt::KernelCall call;
   call.op = op;
@@ -36,15 +36,24 @@ inline rt::Tensor runKernel(const char *op, const rt::OpAttrs &attrs,
   call.attrs = &attrs;
   call.in = inputs.data();
   call.nIn = static_cast<int>(inputs.size());
-  call.out = outs;
-  call.nOut = 1;
+  call.out = outputs.data();
+  call.nOut = static_cast<int>(outputs.size());
   call.pool = pool;
   call.portableOnly = portableOnly;
   const rt::KernelDef *def = rt::findKernel(op);
   EXPECT_NE(def, nullptr) << op;
   if (!def)
-    return out;
-  rt::Error e = def->run(call);
+    return rt::Error::make(rt::ErrorCode::Unsupported, std::string("no kernel ") + op);
+  return def->run(call);
+}
+
+/// runKernelInto with one output of its own, which it returns (the kernel must
+/// succeed).
+inline rt::Tensor runKernel(const char *op, const rt::OpAttrs &attrs,
+                            std::vector<const rt::Tensor *> inputs, bool portableOnly,
+                            rt::ThreadPool *pool = nullptr) {
+  rt::Tensor out;
+  rt::Error e = runKernelInto(op, attrs, std::move(inputs), {&out}, portableOnly, pool);
   EXPECT_FALSE(e.failed()) << op << ": " << e.message();
   return out;
 }

@@ -911,7 +911,9 @@ def Kiln_CacheWriteOp : Kiln_Op<"cache_write", [MemoryEffects<[MemRead, MemWrite
     later reader must use it (or a new `kiln.state` of the name), never the
     value from before the write. `positions` is a 1-d integer tensor of `N`
     positions, `values` has the state's shape with `N` at `dim`, and the
-    state's element type. A position outside `[0, state.shape[dim])` is a
+    state's element type or, for a float state, another float type that the
+    write rounds to the state's (as `kiln.cast`: an f16 KV cache written from
+    f32 k / v; kiln-fuse folds such casts in). A position outside `[0, state.shape[dim])` is a
     run-time error. The op has memory effects: DCE, CSE and canonicalization
     never drop, merge or reorder it.
 
@@ -935,8 +937,9 @@ def Kiln_CachedAttentionOp : Kiln_PureOp<"cached_attention"> {
     head `h` reads kv head `h / (Hq / Hkv)`), `start_pos` i64 `[1]`. Query `i`
     sits at absolute position `p = start_pos + i` and attends to cache
     positions `0..p` only: `softmax(q . k^T * scale) . v` in f32; cache rows
-    after `p` are never read. The result has q's type. `p >= S` is a run-time
-    error.
+    after `p` are never read. The result has q's type. The two caches share a
+    float element type, which may differ from q's (f16 caches for f32 q:
+    `kiln export-hf --kv-cache-dtype f16`). `p >= S` is a run-time error.
 
     ```mlir
     %o = kiln.cached_attention %q, %k, %v, %start scale 2.500000e-01 : (tensor<1x4x8x16xf32>, tensor<1x2x32x16xf32>, tensor<1x2x32x16xf32>, tensor<1xi64>) -> tensor<1x4x8x16xf32>
