@@ -47,6 +47,10 @@ struct PlannedInstruction {
   /// A view whose result the memory plan put on its operand, with the same
   /// bytes (findNoopViews): nothing to do, execute() skips it.
   bool noopView = false;
+  /// Before this instruction runs, execute() asks the pool's idle workers to
+  /// prefetch the KV cache rows that decode attention instruction kvHintFor
+  /// will read (planKvPrefetch); -1: none.
+  int kvHintFor = -1;
 };
 
 struct MethodPlan {
@@ -203,6 +207,61 @@ void findNoopViews(MethodPlan &plan) {
     pi.noopView = true;
     ++plan.info.numNoopViews;
   }
+}
+
+/// Decode steps read each layer's KV cache from memory: the weights streamed
+/// since the layer's previous step have pushed it out of the caches, and the
+/// attention then waits on memory latency (~3x its time on cached rows). Each
+/// decode `cached_attention` (one query row; start_pos a method input, so its
+/// value is known when the step starts) gets a hint point: the instruction
+/// after the previous attention (the first instruction for the first one).
+/// There execute() posts the rows 0..start_pos of its caches as a prefetch
+/// hint, which an idle worker pulls into its cache during the single-threaded
+/// ops of the layer (docs/runtime-threads.md "Prefetch hints").
+void planKvPrefetch(MethodPlan &plan) {
+  size_t hintAt = 0;
+  for (size_t k = 0; k < plan.instrs.size(); ++k) {
+    PlannedInstruction &pi = plan.instrs[k];
+    if (pi.op != "cached_attention" || pi.inIdx.size() != 4 || pi.in.size() != 4)
+      continue;
+    const size_t next = k + 1;
+    const int qIdx = pi.inIdx[0], startIdx = pi.inIdx[3];
+    const bool decode = qIdx >= 0 && plan.decls[(size_t)qIdx].rank == 4 &&
+                        plan.decls[(size_t)qIdx].dims[2] == 1;
+    const bool startIsInput = std::find(plan.inputIdx.begin(), plan.inputIdx.end(), startIdx) !=
+                              plan.inputIdx.end();
+    const bool caches = pi.in[1] && pi.in[2] && pi.inIdx[1] >= 0 && pi.inIdx[2] >= 0 &&
+                        plan.isStateOrConst[(size_t)pi.inIdx[1]] &&
+                        plan.isStateOrConst[(size_t)pi.inIdx[2]];
+    if (decode && startIsInput && caches && hintAt < k && plan.instrs[hintAt].kvHintFor < 0) {
+      plan.instrs[hintAt].kvHintFor = (int)k;
+      ++plan.info.numKvPrefetchHints;
+    }
+    hintAt = next;
+  }
+}
+
+/// Posts the KV cache rows that decode attention `attn` will read (positions
+/// 0..start_pos of each head of both caches) as the pool's prefetch hint.
+/// Posts the KV cache rows that decode attention `attn` will read (positions
+/// 0..start_pos of each head of both caches) as the pool's prefetch hint.
+void postKvHint(const PlannedInstruction &attn, ThreadPool *pool) {
+  const Tensor *k = attn.in[1], *v = attn.in[2], *sp = attn.in[3];
+  if (!k || !v || !sp || !k->data() || !v->data() || !sp->data() || k->rank() != 4 ||
+      v->shape() != k->shape() || sp->dtype() != DType::Int64 || sp->numel() != 1)
+    return;
+  const int64_t start = sp->dataAs<int64_t>()[0], s = k->dim(2);
+  const int64_t heads = k->dim(0) * k->dim(1);
+  if (start < 0 || start >= s || 2 * heads > ThreadPool::kMaxPrefetchRanges)
+    return;
+  const size_t rowBytes = (size_t)k->dim(3) * dtypeSize(k->dtype());
+  PrefetchRange ranges[ThreadPool::kMaxPrefetchRanges];
+  int n = 0;
+  for (const Tensor *cache : {k, v})
+    for (int64_t h = 0; h < heads; ++h)
+      ranges[n++] = {static_cast<const uint8_t *>(cache->data()) + (size_t)(h * s) * rowBytes,
+                     (size_t)(start + 1) * rowBytes};
+  pool->prefetchHint(ranges, n);
 }
 
 /// Marks the instructions needed for the outputs not in `skip`: those that
@@ -597,6 +656,7 @@ Result<std::unique_ptr<Program>> Program::finishLoad(std::unique_ptr<Program> p,
       markWeightsReadAgain(*plan);
       findLinearGroups(*plan);
       findNoopViews(*plan);
+      planKvPrefetch(*plan);
       p->methods_.push_back(std::move(plan));
     }
   }
@@ -786,6 +846,8 @@ Error Program::execute(MethodPlan &plan, const std::vector<Tensor> &inputs, uint
     PlannedInstruction &pi = plan.instrs[k];
     pi.call.pool = pool;
     pi.call.portableOnly = portableOnly;
+    if (pi.kvHintFor >= 0 && pool)
+      postKvHint(plan.instrs[(size_t)pi.kvHintFor], pool);
     std::chrono::steady_clock::time_point t0;
     if (profiling_)
       t0 = std::chrono::steady_clock::now();

@@ -62,6 +62,9 @@ struct MethodInfo {
   /// Views whose result the memory plan put on their operand with the same
   /// bytes: skipped at run time (nothing to copy).
   size_t numNoopViews = 0;
+  /// Decode attentions whose KV cache rows an idle worker is asked to
+  /// prefetch while the ops before them run (ThreadPool::prefetchHint).
+  size_t numKvPrefetchHints = 0;
 };
 
 struct MethodPlan; // internal

@@ -168,6 +168,15 @@ TEST_F(CacheProgram, PrefillThenDecodeKeepsState) {
     ASSERT_EQ(k[i], refK[i]) << "k_cache element " << i;
 }
 
+// The decode method's attention (one query row, start_pos a method input)
+// gets a KV prefetch hint at load, the 3-row one does not; decode results are
+// those above either way (PrefillThenDecodeKeepsState runs with the pool).
+TEST_F(CacheProgram, DecodeAttentionGetsAKvPrefetchHint) {
+  ASSERT_NE(program->methodInfo("attend_1"), nullptr);
+  EXPECT_EQ(program->methodInfo("attend_1")->numKvPrefetchHints, 1u);
+  EXPECT_EQ(program->methodInfo("attend_3")->numKvPrefetchHints, 0u);
+}
+
 TEST_F(CacheProgram, RowsAfterThePositionAreNeverRead) {
   // Poison rows 3..7 with NaN keys and values, then write rows 0..2 and attend
   // from start 0: queries read rows 0..p only, so the result is finite.

@@ -57,7 +57,8 @@ void checkCover(ThreadPool &pool, int64_t n, int64_t grain) {
 }
 
 TEST(ThreadPool, CoversEveryIndexOnce) {
-  for (int threads : {1, 2, 3, 4, 7}) {
+  // (16 threads: the last count with home ranges; 17: claimed by counter.)
+  for (int threads : {1, 2, 3, 4, 7, 16, 17}) {
     ThreadPool pool(threads);
     EXPECT_EQ(pool.numThreads(), threads);
     for (int64_t n : {0, 1, 2, 3, 5, 8, 16, 17, 63, 64, 100, 1000, 4097})
@@ -116,6 +117,61 @@ TEST(ThreadPool, WakesSleepingWorkers) {
     EXPECT_EQ(sum.load(), 2);
     EXPECT_EQ(workerRanges.load(), 1) << "round " << round << ": the sleeping worker did not wake";
   }
+}
+
+// Home ranges: a thread claims its own index (mod the range count) first,
+// then the lowest free range; nothing when every range is claimed. (Who runs
+// which range in a real call depends on timing; the coverage tests above and
+// below hold either way.)
+TEST(ThreadPool, HomeRangeIsClaimedFirst) {
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b00, 2, 0), 0);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b00, 2, 1), 1);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b01, 2, 0), 1) << "own range taken: the free one";
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b10, 2, 1), 0);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b11, 2, 0), -1) << "all claimed";
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b000, 3, 4), 1) << "home 4 of 3 ranges: 4 % 3";
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b010, 3, 4), 0) << "lowest free";
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0b011, 3, 1), 2);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0xFFFF, 16, 7), -1);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0x7FFF, 16, 3), 15);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0x0, 16, 15), 15);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0x0, 1, 5), 0);
+  EXPECT_EQ(ThreadPool::homeRangeToClaim(0x0, 0, 0), -1);
+}
+
+// Prefetch hints: idle workers prefetch every line of the posted ranges (the
+// lines split between them), a newer hint replaces an older one, addresses
+// that map nothing are harmless (only prefetched), and jobs keep covering
+// every index exactly once while hints come and go.
+TEST(ThreadPool, IdleWorkersPrefetchHintedRanges) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    std::vector<char> buf(300 * 1024 + 17);
+    const kiln::rt::PrefetchRange ranges[3] = {
+        {buf.data(), 100 * 1024}, {buf.data() + 200 * 1024, 100 * 1024 + 17}, {buf.data(), 0}};
+    const uint64_t lines = 1600 + 1601;
+    pool.resetStats();
+    checkCover(pool, 1000, 1); // the workers are awake now
+    pool.prefetchHint(ranges, 3);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (pool.stats().hintLines < lines &&
+           std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2)) {
+      checkCover(pool, 64, 1); // keep the workers spinning between jobs
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    EXPECT_EQ(pool.stats().hintLines, lines) << threads << " threads: lines prefetched";
+    // Garbage addresses, more ranges than allowed, hints replaced mid-way.
+    const kiln::rt::PrefetchRange bad[ThreadPool::kMaxPrefetchRanges + 4] = {
+        {reinterpret_cast<const void *>(uintptr_t{1} << 46), 1 << 20}, {nullptr, 4096}};
+    for (int c = 0; c < 200; ++c) {
+      pool.prefetchHint(c % 2 ? bad : ranges, c % 2 ? ThreadPool::kMaxPrefetchRanges + 4 : 2);
+      checkCover(pool, 1 + c * 7 % 300, 1 + c % 3);
+    }
+  }
+  ThreadPool one(1);
+  const kiln::rt::PrefetchRange r = {nullptr, 64};
+  one.prefetchHint(&r, 1); // no workers: nothing happens
+  EXPECT_EQ(one.stats().hintLines, 0u);
 }
 
 // Workers that arrive late (asleep, preempted, or just slow to notice) must
