@@ -243,8 +243,6 @@ void planKvPrefetch(MethodPlan &plan) {
 
 /// Posts the KV cache rows that decode attention `attn` will read (positions
 /// 0..start_pos of each head of both caches) as the pool's prefetch hint.
-/// Posts the KV cache rows that decode attention `attn` will read (positions
-/// 0..start_pos of each head of both caches) as the pool's prefetch hint.
 void postKvHint(const PlannedInstruction &attn, ThreadPool *pool) {
   const Tensor *k = attn.in[1], *v = attn.in[2], *sp = attn.in[3];
   if (!k || !v || !sp || !k->data() || !v->data() || !sp->data() || k->rank() != 4 ||

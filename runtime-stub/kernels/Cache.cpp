@@ -27,32 +27,6 @@ Error parseCacheWrite(const AttrSet &a, OpAttrs *o) {
   return a.getInt("dim", true, &o->dim);
 }
 
-// n floats of type `from` at src to type `to` at dst (both float types:
-// f32, f16, bf16), each rounded to nearest even as `cast` does.
-void convertFloats(const uint8_t *src, DType from, uint8_t *dst, DType to, int64_t n) {
-  auto read = [&](int64_t i) -> float {
-    uint16_t h;
-    switch (from) {
-    case DType::Float16: std::memcpy(&h, src + 2 * i, 2); return halfToFloat(h);
-    case DType::BFloat16: std::memcpy(&h, src + 2 * i, 2); return bfloat16ToFloat(h);
-    default: {
-      float f;
-      std::memcpy(&f, src + 4 * i, 4);
-      return f;
-    }
-    }
-  };
-  for (int64_t i = 0; i < n; ++i) {
-    const float f = read(i);
-    uint16_t h;
-    switch (to) {
-    case DType::Float16: h = floatToHalf(f); std::memcpy(dst + 2 * i, &h, 2); break;
-    case DType::BFloat16: h = floatToBFloat16(f); std::memcpy(dst + 2 * i, &h, 2); break;
-    default: std::memcpy(dst + 4 * i, &f, 4); break;
-    }
-  }
-}
-
 // A prefill chunk writes rows [p, p + n) of each of the `outer` slices of a
 // state that lives in zero pages (docs/runtime-kernels.md "Per-token
 // overhead"): fault each slice's pages in with one call instead of one page
@@ -142,7 +116,7 @@ Error runCacheWrite(const KernelCall &call) {
           opt::floatsToHalf(reinterpret_cast<const float *>(from), reinterpret_cast<uint16_t *>(to),
                             rowElems);
         else
-          convertFloats(from, values->dtype(), to, state->dtype(), rowElems);
+          convertElements(from, values->dtype(), to, state->dtype(), rowElems);
       }
     return Error::success();
   }

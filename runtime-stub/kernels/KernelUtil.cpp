@@ -5,23 +5,24 @@
 namespace kiln {
 namespace rt {
 
-Error castInto(const Tensor &src, DType dtype, Tensor *dst) {
-  KILN_TRY(dst->allocate(dtype, src.shape()));
-  int64_t n = src.numel();
-  const void *in = src.data();
-  void *out = dst->mutableData();
-  dispatchAll(src.dtype(), [&](auto stag) {
+void convertElements(const void *src, DType from, void *dst, DType to, int64_t n) {
+  dispatchAll(from, [&](auto stag) {
     using S = decltype(stag);
-    dispatchAll(dtype, [&](auto dtag) {
+    dispatchAll(to, [&](auto dtag) {
       using D = decltype(dtag);
-      const S *s = static_cast<const S *>(in);
-      D *d = static_cast<D *>(out);
+      const S *s = static_cast<const S *>(src);
+      D *d = static_cast<D *>(dst);
       for (int64_t i = 0; i < n; ++i)
         d[i] = convertElem<D, S>(s[i]);
       return 0;
     });
     return 0;
   });
+}
+
+Error castInto(const Tensor &src, DType dtype, Tensor *dst) {
+  KILN_TRY(dst->allocate(dtype, src.shape()));
+  convertElements(src.data(), src.dtype(), dst->mutableData(), dtype, src.numel());
   return Error::success();
 }
 

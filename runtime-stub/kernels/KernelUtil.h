@@ -88,6 +88,10 @@ template <typename D, typename S> inline D convertElem(S s) {
   }
 }
 
+/// n elements of type `from` at src converted to type `to` at dst, as the
+/// `cast` op converts them (floats to f16 / bf16 rounded to nearest even).
+void convertElements(const void *src, DType from, void *dst, DType to, int64_t n);
+
 /// dst = src converted to `dtype` (dst is allocated with src's shape).
 Error castInto(const Tensor &src, DType dtype, Tensor *dst);
 
