@@ -226,9 +226,12 @@ bool checkQuantizedConstant(const ProgramView &view, const fb::Value *v,
                            " bytes of scales (" + strs(out) + " x " + strs(in / group) + " " +
                            dtypeShortName(v->scales_dtype()) + ") but scales_segment " +
                            strs(v->scales_segment()) + " has " + str(scalesSize));
-  if (v->quant_layout() == fb::QuantLayout::Int4Strip16) {
-    if (v->dtype() != fb::DType::Int4 || !strip16::applies(out, in, group))
-      return fail(error, where + "quant_layout Int4Strip16 needs an i4 [out, in] weight with "
+  if (v->quant_layout() == fb::QuantLayout::Int4Strip16 ||
+      v->quant_layout() == fb::QuantLayout::Int8Strip16) {
+    const bool i4 = v->quant_layout() == fb::QuantLayout::Int4Strip16;
+    if (v->dtype() != (i4 ? fb::DType::Int4 : fb::DType::Int8) || !strip16::applies(out, in, group))
+      return fail(error, where + "quant_layout " + (i4 ? "Int4Strip16 needs an i4" : "Int8Strip16 needs an i8") +
+                                 " [out, in] weight with "
                                  "out % 16 == 0, in % 32 == 0 and a group size that is a "
                                  "multiple of 32 (got " +
                                  dtypeShortName(v->dtype()) + " [" + strs(out) + ", " + strs(in) +

@@ -218,7 +218,12 @@ WriteResult validateQuantizedConstant(const ValueSpec &v, size_t numSegments) {
       (v.dtype != fb::DType::Int4 || !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize)))
     return WriteResult::failure("quant layout Int4Strip16 needs an i4 weight with out % 16 == 0, "
                                 "in % 32 == 0 and a group size that is a multiple of 32");
-  if (v.quantLayout != fb::QuantLayout::Rows && v.quantLayout != fb::QuantLayout::Int4Strip16)
+  if (v.quantLayout == fb::QuantLayout::Int8Strip16 &&
+      (v.dtype != fb::DType::Int8 || !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize)))
+    return WriteResult::failure("quant layout Int8Strip16 needs an i8 weight with out % 16 == 0, "
+                                "in % 32 == 0 and a group size that is a multiple of 32");
+  if (v.quantLayout != fb::QuantLayout::Rows && v.quantLayout != fb::QuantLayout::Int4Strip16 &&
+      v.quantLayout != fb::QuantLayout::Int8Strip16)
     return WriteResult::failure("unknown quant layout");
   if (v.scalesSegment < 0 || static_cast<size_t>(v.scalesSegment) >= numSegments)
     return WriteResult::failure("scales segment " + std::to_string(v.scalesSegment) +

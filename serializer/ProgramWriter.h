@@ -68,8 +68,8 @@ struct ValueSpec {
   int32_t quantGroupSize = 0;
   int32_t scalesSegment = -1; // -1: not quantized
   fb::DType scalesDType = fb::DType::Unknown;
-  /// Order of the integers and scales (program.fbs QuantLayout; Int4Strip16:
-  /// runtime-stub/core/QuantLayout.h). Rows for non-quantized values.
+  /// Order of the integers and scales (program.fbs QuantLayout; Int4Strip16,
+  /// Int8Strip16: runtime-stub/core/QuantLayout.h). Rows for non-quantized values.
   fb::QuantLayout quantLayout = fb::QuantLayout::Rows;
   /// Memory plan: offset in the method's arena (a multiple of 64), -1 = not
   /// planned. Only Intermediate/Output values with a known dtype and a static

@@ -405,25 +405,30 @@ LogicalResult MethodLowering::lowerQuantizedConstant(Operation *op) {
   const int64_t out = type.getShape()[0], in = type.getShape()[1], group = type.getGroupSize();
   FailureOr<int32_t> data, scales;
   fb::QuantLayout layout = fb::QuantLayout::Rows;
-  if (type.getBits() == 4 && strip16::applies(out, in, group)) {
-    // int4: repacked here, once, into the decode kernel's layout (strips of 16
-    // output channels, docs/program-format.md); the file pays, not the load.
+  if (strip16::applies(out, in, group)) {
+    // Repacked here, once, into the decode kernel's layout (strips of 16
+    // output channels, Int4Strip16 / Int8Strip16, docs/program-format.md); the
+    // file pays, not the load.
+    const bool i4 = type.getBits() == 4;
     std::vector<uint8_t> dataStore, scaleStore;
     FailureOr<ArrayRef<char>> rows = elementsBytes(op, qconst.getData(), 1, dataStore);
     FailureOr<ArrayRef<char>> rowScales = elementsBytes(op, qconst.getScales(), 2, scaleStore);
     if (failed(rows) || failed(rowScales))
       return failure();
-    if (rows->size() != static_cast<size_t>(out * in / 2) ||
+    if (rows->size() != static_cast<size_t>(i4 ? out * in / 2 : out * in) ||
         rowScales->size() != static_cast<size_t>(out * (in / group) * 2))
       return op->emitError() << "cannot lower '" << op->getName() << "': " << rows->size()
                              << " data and " << rowScales->size() << " scale bytes for " << type;
     std::vector<uint8_t> packed(rows->size()), packedScales(rowScales->size());
-    strip16::packData(reinterpret_cast<const uint8_t *>(rows->data()), out, in, packed.data());
+    if (i4)
+      strip16::packData(reinterpret_cast<const uint8_t *>(rows->data()), out, in, packed.data());
+    else
+      strip16::packData8(reinterpret_cast<const uint8_t *>(rows->data()), out, in, packed.data());
     strip16::packScales(reinterpret_cast<const uint8_t *>(rowScales->data()), out, in / group, 2,
                         packedScales.data());
     data = writer.addOwnedSegment(std::move(packed));
     scales = writer.addOwnedSegment(std::move(packedScales));
-    layout = fb::QuantLayout::Int4Strip16;
+    layout = i4 ? fb::QuantLayout::Int4Strip16 : fb::QuantLayout::Int8Strip16;
   } else {
     data = addElementsSegment(op, qconst.getData(), 1);
     scales = addElementsSegment(op, qconst.getScales(), 2);

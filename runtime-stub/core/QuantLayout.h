@@ -14,6 +14,13 @@
 //   scales [out / 16 strips][in / group groups][16 channels].
 // One 64-byte vector thus holds 8 columns of 16 output channels: the decode
 // kernel multiplies it with 2 broadcast dwords of x and needs no horizontal sums.
+// Int8Strip16 (layout 2), same conditions, int8 weights:
+//   data   [out / 16 strips][in / 4 quads][16 channels][4 bytes]
+//          byte j of (strip s, quad k, channel l) is column 4 k + j of row
+//          o = 16 s + l, the signed byte unchanged;
+//   scales as Int4Strip16 (a per-row scale, group = in, is one per strip row).
+// One 64-byte vector holds 4 columns of 16 output channels (one broadcast
+// dword of x); a 32-column block (one x block scale) is 8 such vectors.
 #ifndef KILN_RUNTIME_CORE_QUANTLAYOUT_H
 #define KILN_RUNTIME_CORE_QUANTLAYOUT_H
 
@@ -22,14 +29,15 @@
 namespace kiln {
 
 /// Values of program.fbs's QuantLayout (Value.quant_layout).
-enum class QuantLayout : uint8_t { Rows = 0, Int4Strip16 = 1 };
+enum class QuantLayout : uint8_t { Rows = 0, Int4Strip16 = 1, Int8Strip16 = 2 };
 
 namespace strip16 {
 
 constexpr int64_t kChannels = 16;  // output channels per strip
 constexpr int64_t kBlockCols = 32; // columns per block (4 vectors of 64 bytes)
 
-/// Whether an int4 [out, in] weight with this group size can use Int4Strip16.
+/// Whether an int4 (int8) [out, in] weight with this group size can use
+/// Int4Strip16 (Int8Strip16).
 inline bool applies(int64_t out, int64_t in, int64_t group) {
   return out > 0 && in > 0 && out % kChannels == 0 && in % kBlockCols == 0 && group > 0 &&
          group % kBlockCols == 0 && in % group == 0;
@@ -50,20 +58,35 @@ inline int value(const uint8_t *data, int64_t in, int64_t o, int64_t c) {
   return static_cast<int>(high ? byte >> 4 : byte & 0x0F) - 8;
 }
 
+/// Int8Strip16: byte holding element (o, c).
+inline int64_t byteOffset8(int64_t in, int64_t o, int64_t c) {
+  return (o / kChannels) * kChannels * in + ((c / 4) * kChannels + o % kChannels) * 4 + c % 4;
+}
+
+/// Signed value of element (o, c) of an Int4Strip16 (bits 4) or Int8Strip16
+/// (bits 8) weight.
+inline int value(int bits, const uint8_t *data, int64_t in, int64_t o, int64_t c) {
+  if (bits == 8)
+    return static_cast<int8_t>(data[byteOffset8(in, o, c)]);
+  return value(data, in, o, c);
+}
+
 /// Index of the scale of row o, group g (groups = in / group).
 inline int64_t scaleIndex(int64_t groups, int64_t o, int64_t g) {
   return ((o / kChannels) * groups + g) * kChannels + o % kChannels;
 }
 
 /// out[k] = element (o, col0 + k) as f32 for k < len (element by element: the
-/// reference and embedding-row path); scale(i) returns scale i of the
-/// strip-ordered scales as f32 (f16 or f32 storage is the caller's business).
+/// reference and embedding-row path) of an Int4Strip16 (bits 4) or Int8Strip16
+/// (bits 8) weight; scale(i) returns scale i of the strip-ordered scales as f32
+/// (f16 or f32 storage is the caller's business).
 template <class Scale>
-inline void dequantize(const uint8_t *data, int64_t in, int64_t group, int64_t o, int64_t col0,
-                       int64_t len, Scale scale, float *out) {
+inline void dequantize(int bits, const uint8_t *data, int64_t in, int64_t group, int64_t o,
+                       int64_t col0, int64_t len, Scale scale, float *out) {
   const int64_t groups = in / group;
   for (int64_t c = col0; c < col0 + len; ++c)
-    *out++ = static_cast<float>(value(data, in, o, c)) * scale(scaleIndex(groups, o, c / group));
+    *out++ = static_cast<float>(value(bits, data, in, o, c)) *
+             scale(scaleIndex(groups, o, c / group));
 }
 
 /// Repacks row-layout int4 data (two signed nibbles per byte, column 2k low)
@@ -81,8 +104,15 @@ inline void packData(const uint8_t *rows, int64_t out, int64_t in, uint8_t *dst)
       }
 }
 
+/// Repacks row-major int8 data [out, in] into Int8Strip16 `dst` (out * in bytes).
+inline void packData8(const uint8_t *rows, int64_t out, int64_t in, uint8_t *dst) {
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t c = 0; c < in; ++c)
+      dst[byteOffset8(in, o, c)] = rows[o * in + c];
+}
+
 /// Reorders row-major scales [out, groups] (elements of `elemBytes` bytes)
-/// into the strip order of Int4Strip16.
+/// into the strip order of Int4Strip16 and Int8Strip16.
 inline void packScales(const uint8_t *rows, int64_t out, int64_t groups, int64_t elemBytes,
                        uint8_t *dst) {
   for (int64_t o = 0; o < out; ++o)

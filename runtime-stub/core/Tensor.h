@@ -63,8 +63,8 @@ struct Storage {
 /// How a quantized weight reads as f32 (docs/program-format.md): a 2-d
 /// [out, in] Int8 or Int4 tensor, w[r][c] = q[r][c] * scales[r][c / groupSize],
 /// scales row-major [out, in / groupSize] of scalesDType (Float16 or Float32);
-/// with layout Int4Strip16 the integers and scales are ordered in strips of 16
-/// output channels instead (core/QuantLayout.h).
+/// with layout Int4Strip16 / Int8Strip16 the integers and scales are ordered in
+/// strips of 16 output channels instead (core/QuantLayout.h).
 struct QuantParams {
   int64_t groupSize = 0; // 0: not quantized
   DType scalesDType = DType::Unknown;

@@ -84,7 +84,7 @@ bool directLinearArgs(const KernelCall &call, opt::LinearArgs *args) {
     args->scales = w->quant().scales;
     args->scalesF16 = w->quant().scalesDType == DType::Float16;
     args->group = w->quant().groupSize;
-    args->strip16 = w->quant().layout == QuantLayout::Int4Strip16;
+    args->strip16 = w->quant().layout != QuantLayout::Rows; // Int4Strip16 / Int8Strip16
     args->weightReadAgain = call.weightReadAgain;
   } else if (w->dtype() == DType::Float32) {
     args->kind = opt::WeightKind::F32;

@@ -30,7 +30,7 @@ Error runQuantizedEmbedding(const KernelCall &call, const Tensor &w, const Tenso
                            w.describe(),
                        ErrorCode::OutOfRange);
     // SIMD kernel chosen by CPU features (kernels/opt/) for row-layout tables;
-    // an Int4Strip16 table (a tied lm_head) is read element by element.
+    // a strip-layout table (a tied lm_head) is read element by element.
     if (!call.portableOnly && w.quant().layout == QuantLayout::Rows)
       opt::dequantizeRow(w.dtype() == DType::Int4, w.data(), w.quant().scales,
                          w.quant().scalesDType == DType::Float16, w.quant().groupSize, dim, v,

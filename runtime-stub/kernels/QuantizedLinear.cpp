@@ -51,12 +51,22 @@ Error checkQuantizedWeight(const Tensor &w, const char *what) {
                            std::to_string(in) + " in-features");
   if (q.scalesDType != DType::Float16 && q.scalesDType != DType::Float32)
     return invalidArgument(std::string(what) + " " + w.describe() + ": scales must be f16 or f32");
-  if (q.layout == QuantLayout::Int4Strip16 &&
-      (w.dtype() != DType::Int4 || !strip16::applies(w.dim(0), in, q.groupSize)))
-    return invalidArgument(std::string(what) + " " + w.describe() +
-                           ": layout Int4Strip16 needs out % 16 == 0, in % 32 == 0 and a group "
-                           "size that is a multiple of 32 (group " +
-                           std::to_string(q.groupSize) + ")");
+  if (q.layout != QuantLayout::Rows) {
+    const bool i4 = q.layout == QuantLayout::Int4Strip16;
+    if (!i4 && q.layout != QuantLayout::Int8Strip16)
+      return invalidArgument(std::string(what) + " " + w.describe() + ": unknown layout " +
+                             std::to_string(static_cast<int>(q.layout)));
+    if (w.dtype() != (i4 ? DType::Int4 : DType::Int8))
+      return invalidArgument(std::string(what) + " " + w.describe() + ": layout " +
+                             (i4 ? "Int4Strip16 needs an i4" : "Int8Strip16 needs an i8") +
+                             " weight");
+    if (!strip16::applies(w.dim(0), in, q.groupSize))
+      return invalidArgument(std::string(what) + " " + w.describe() + ": layout " +
+                             (i4 ? "Int4Strip16" : "Int8Strip16") +
+                             " needs out % 16 == 0, in % 32 == 0 and a group size that is a "
+                             "multiple of 32 (group " +
+                             std::to_string(q.groupSize) + ")");
+  }
   if ((w.numel() > 0 && !w.data()) || (w.numel() > 0 && !q.scales))
     return invalidArgument(std::string(what) + " " + w.describe() + " has no data");
   return Error::success();
@@ -68,8 +78,9 @@ void dequantizeSpan(const Tensor &w, int64_t row, int64_t col0, int64_t len, flo
   const int64_t groupsPerRow = in / group;
   int64_t c = col0;
   const int64_t end = col0 + len;
-  if (q.layout == QuantLayout::Int4Strip16) {
-    strip16::dequantize(w.dataAs<uint8_t>(), in, group, row, col0, len,
+  if (q.layout != QuantLayout::Rows) {
+    strip16::dequantize(q.layout == QuantLayout::Int8Strip16 ? 8 : 4, w.dataAs<uint8_t>(), in,
+                        group, row, col0, len,
                         [&](int64_t i) { return scaleAt(q, i); }, out);
     return;
   }

@@ -334,6 +334,28 @@ void DequantStrip16Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst) 
   }
 }
 
+// One Int8Strip16 weight row (core/QuantLayout.h) in column order: a block's
+// 8 dwords (4 columns each, 64 bytes apart) gathered, then widened like
+// DequantInt8Row.
+void DequantStrip8Row(const LinearArgs &a, int64_t o, float *HWY_RESTRICT dst) {
+  const hn::ScalableTag<float> d;
+  const hn::Rebind<int32_t, decltype(d)> di;
+  const hn::Rebind<int8_t, decltype(d)> d8;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t in = a.in, groups = in / a.group, lane = o % strip16::kChannels;
+  const uint8_t *HWY_RESTRICT strip =
+      static_cast<const uint8_t *>(a.w) + (o / strip16::kChannels) * strip16::kChannels * in;
+  alignas(64) int8_t q[strip16::kBlockCols];
+  for (int64_t c0 = 0; c0 < in; c0 += strip16::kBlockCols) {
+    for (int64_t k = 0; k < strip16::kBlockCols / 4; ++k)
+      std::memcpy(q + 4 * k, strip + ((c0 / 4 + k) * strip16::kChannels + lane) * 4, 4);
+    const auto vs = hn::Set(d, scaleAt(a, strip16::scaleIndex(groups, o, c0 / a.group)));
+    for (int64_t k = 0; k < strip16::kBlockCols; k += N)
+      hn::StoreU(hn::Mul(hn::ConvertTo(d, hn::PromoteTo(di, hn::LoadU(d8, q + k))), vs), d,
+                 dst + c0 + k);
+  }
+}
+
 // Packs k in [k0, k1) of x rows [r0, r0 + nr) into xp (layout in the header).
 void PackX(const LinearArgs &a, int64_t r0, int64_t nr, float *HWY_RESTRICT xp, int64_t k0,
            int64_t k1) {
@@ -441,7 +463,9 @@ void Groups(const LinearArgs &a, int64_t r0, int64_t nr, const float *xp, int64_
                     static_cast<size_t>(no * K) * sizeof(float));
       } else {
         for (int64_t j = 0; j < no; ++j) {
-          if (a.kind == WeightKind::Int8)
+          if (a.kind == WeightKind::Int8 && a.strip16)
+            DequantStrip8Row(a, o + j, deq + j * K);
+          else if (a.kind == WeightKind::Int8)
             DequantInt8Row(a, o + j, deq + j * K, scaleBuf);
           else if (a.strip16)
             DequantStrip16Row(a, o + j, deq + j * K);

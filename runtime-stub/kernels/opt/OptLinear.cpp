@@ -289,13 +289,13 @@ void splitInt4X(const float *x, int64_t rows, int64_t in, float *dst) {
 
 namespace {
 
-// Int4Strip16 weight as f32, one row at a time (only when x is not finite,
+// Int4Strip16 / Int8Strip16 weight as f32, one row at a time (only when x is not finite,
 // which the integer kernel cannot represent).
 void strip16Reference(const LinearArgs &a, int64_t o0, int64_t o1) {
   std::vector<float> row(static_cast<size_t>(a.in));
   const uint8_t *data = static_cast<const uint8_t *>(a.w);
   for (int64_t o = o0; o < o1; ++o) {
-    strip16::dequantize(data, a.in, a.group, o, 0, a.in, [&](int64_t i) { return scaleAt(a, i); },
+    strip16::dequantize(a.kind == WeightKind::Int8 ? 8 : 4, data, a.in, a.group, o, 0, a.in, [&](int64_t i) { return scaleAt(a, i); },
                         row.data());
     for (int64_t r = 0; r < a.rows; ++r) {
       const float *x = a.x + r * a.in;

@@ -35,8 +35,8 @@ struct LinearArgs {
   const void *scales = nullptr; // quantized kinds only
   bool scalesF16 = false;
   int64_t group = 0;            // quantized kinds only
-  /// Int4 only: w and scales are in the Int4Strip16 layout (core/QuantLayout.h)
-  /// instead of rows. Only `linear` / `gemm` read it (not linearRange).
+  /// w and scales are in the Int4Strip16 (Int4) or Int8Strip16 (Int8) layout
+  /// (core/QuantLayout.h) instead of rows. Only `linear` / `gemm` read it (not linearRange).
   bool strip16 = false;
   /// A later call reads this weight again: prefetch it into the caches (T0 /
   /// T1) instead of non-temporally (quantized GEMV only; KernelCall::weightReadAgain).

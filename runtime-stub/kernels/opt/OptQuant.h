@@ -4,8 +4,8 @@
 // integer dot products (AVX-512 VNNI vpdpbusd, else pmaddubsw + pmaddwd on
 // AVX-512BW / AVX2 / SSSE3, else scalar) and f32 accumulation of
 // x-scale * w-scale * int32 block dot. Used by opt::linear for few x rows.
-// Int4 weights in the compiler's Int4Strip16 layout (core/QuantLayout.h) take
-// a separate loop over strips of 16 output channels (OptQuant.cpp).
+// Weights in the compiler's Int4Strip16 / Int8Strip16 layouts (core/QuantLayout.h)
+// take separate loops over strips of 16 output channels (OptQuant.cpp).
 #ifndef KILN_RUNTIME_KERNELS_OPT_OPTQUANT_H
 #define KILN_RUNTIME_KERNELS_OPT_OPTQUANT_H
 
@@ -28,7 +28,7 @@ constexpr int64_t kQuantGemvMaxRows = 8;
 constexpr int64_t kQuantBlock = 32;
 
 /// True when quantLinear can compute `a`: Int8/Int4 weight, 1 <= rows <=
-/// kQuantGemvMaxRows, in % 32 == 0 and group % 32 == 0 (Int4Strip16: also
+/// kQuantGemvMaxRows, in % 32 == 0 and group % 32 == 0 (strip layouts: also
 /// out % 16 == 0, which the layout guarantees).
 bool quantGemvApplies(const LinearArgs &a);
 

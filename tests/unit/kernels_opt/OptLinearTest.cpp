@@ -66,8 +66,8 @@ struct Weight {
   std::vector<float> scalesF;
   std::vector<uint16_t> scalesH;
   std::vector<float> dequant;
-  // Int4Strip16 copy of bytes / scales (core/QuantLayout.h) when strip16 is set:
-  // view() and argsFor() then hand the kernels the repacked weight.
+  // Int4Strip16 / Int8Strip16 copy of bytes / scales (core/QuantLayout.h) when
+  // strip16 is set: view() and argsFor() then hand the kernels the repacked weight.
   bool strip16 = false;
   std::vector<uint8_t> packedBytes, packedScales;
 
@@ -80,7 +80,10 @@ struct Weight {
   void packStrip16() {
     strip16 = true;
     packedBytes.resize(bytes.size());
-    strip16::packData(bytes.data(), out, in, packedBytes.data());
+    if (kind == opt::WeightKind::Int8)
+      strip16::packData8(bytes.data(), out, in, packedBytes.data());
+    else
+      strip16::packData(bytes.data(), out, in, packedBytes.data());
     const int64_t elem = scalesF16 ? 2 : 4;
     const uint8_t *rows = scalesF16 ? reinterpret_cast<const uint8_t *>(scalesH.data())
                                     : reinterpret_cast<const uint8_t *>(scalesF.data());
@@ -96,11 +99,20 @@ struct Weight {
     q.groupSize = group;
     q.scalesDType = scalesF16 ? DType::Float16 : DType::Float32;
     q.scales = scales();
-    q.layout = strip16 ? QuantLayout::Int4Strip16 : QuantLayout::Rows;
+    q.layout = !strip16                         ? QuantLayout::Rows
+               : kind == opt::WeightKind::Int8 ? QuantLayout::Int8Strip16
+                                               : QuantLayout::Int4Strip16;
     return Tensor::borrowQuantized(kind == opt::WeightKind::Int8 ? DType::Int8 : DType::Int4,
                                    Shape{out, in}, quantBytes(), q);
   }
 };
+
+/// " (Int4Strip16)" / " (Int8Strip16)" for a repacked weight, "" for rows.
+std::string layoutName(const Weight &w) {
+  if (!w.strip16)
+    return "";
+  return w.kind == opt::WeightKind::Int8 ? " (Int8Strip16)" : " (Int4Strip16)";
+}
 
 Weight makeWeight(std::mt19937 &rng, opt::WeightKind kind, int64_t out, int64_t in,
                   int64_t group, bool scalesF16) {
@@ -229,7 +241,7 @@ int compare(const Weight &w, const std::vector<float> &x, int64_t rows,
       const double tol = kRelTol * mag + qtol + 1e-30;
       if (!(std::fabs(g - e) <= tol) && bad++ < 3)
         ADD_FAILURE() << what << " linear " << kindName(w.kind)
-                      << (w.strip16 ? " (Int4Strip16)" : "") << " x[" << rows << "," << w.in
+                      << layoutName(w) << " x[" << rows << "," << w.in
                       << "] w[" << w.out << "," << w.in << "] group " << w.group
                       << (w.scalesF16 ? " f16" : " f32") << " scales, bias " << (bias != nullptr)
                       << ": y[" << r << "][" << o << "] = " << g << ", portable " << e
@@ -376,10 +388,16 @@ TEST_F(OptLinear, DISABLED_BenchmarkGemv576x1536) {
     v = normal(rng);
   std::printf("target %s (int8: per-row scales, int4: group 32, f16 scales)\n",
               opt::selectedTargetName());
-  for (opt::WeightKind kind : {opt::WeightKind::F32, opt::WeightKind::Int8, opt::WeightKind::Int4}) {
-    // int8 per output channel (one scale per row), int4 group 32; f16 scales.
+  for (int variant = 0; variant < 5; ++variant) {
+    // int8 per output channel (one scale per row), int4 group 32, each in rows
+    // and in its strip layout; f16 scales.
+    const opt::WeightKind kind = variant == 0                  ? opt::WeightKind::F32
+                                 : variant == 1 || variant == 3 ? opt::WeightKind::Int8
+                                                                : opt::WeightKind::Int4;
     const int64_t group = kind == opt::WeightKind::F32 ? 0 : kind == opt::WeightKind::Int8 ? in : 32;
     Weight w = makeWeight(rng, kind, out, in, group, true);
+    if (variant >= 3)
+      w.packStrip16();
     const double bytes = kind == opt::WeightKind::F32 ? out * in * 4.0
                          : kind == opt::WeightKind::Int8 ? out * in * 1.0
                                                           : out * in * 0.5;
@@ -395,8 +413,9 @@ TEST_F(OptLinear, DISABLED_BenchmarkGemv576x1536) {
     std::vector<float> y;
     opt::LinearArgs a = argsFor(w, x, 1, nullptr, &y);
     double tPort = time([&] { portable(w, x, 1, nullptr); });
-    std::printf("GEMV %-4s %lldx%lld: portable %7.1f us %6.2f GB/s\n", kindName(kind).c_str(),
-                (long long)out, (long long)in, tPort * 1e6, bytes / tPort / 1e9);
+    std::printf("GEMV %-4s%s %lldx%lld: portable %7.1f us %6.2f GB/s\n", kindName(kind).c_str(),
+                layoutName(w).c_str(), (long long)out, (long long)in, tPort * 1e6,
+                bytes / tPort / 1e9);
     for (int64_t t : compiledTargets()) {
       hwy::SetSupportedTargetsForTest(t);
       double tOpt = time([&] { opt::linear(a, nullptr); });
@@ -480,7 +499,7 @@ int checkQuantCase(const Weight &w, const std::vector<float> &x, int64_t rows,
     const double tol = kRelTol * mag[i] + 1e-30;
     if (!(std::fabs(got[i] - ref[i]) <= tol) && bad++ < 3)
       ADD_FAILURE() << what << " quantized GEMV " << kindName(w.kind)
-                    << (w.strip16 ? " (Int4Strip16)" : "") << " x[" << rows << ","
+                    << layoutName(w) << " x[" << rows << ","
                     << w.in << "] w[" << w.out << "," << w.in << "] group " << w.group
                     << (w.scalesF16 ? " f16" : " f32") << " scales, bias " << (bias != nullptr)
                     << ": y[" << i / w.out << "][" << i % w.out << "] = " << got[i]
@@ -585,16 +604,16 @@ TEST_F(OptLinear, QuantGemvNotUsedOutsideItsDomain) {
 
 TEST_F(OptLinear, QuantGemvNonFiniteInputFallsBackToF32) {
   // An inf / nan in x cannot be quantized: quantLinear declines and the f32
-  // kernels give the portable kernel's inf / nan outputs (int8, int4 rows and
-  // int4 in the Int4Strip16 layout).
+  // kernels give the portable kernel's inf / nan outputs (int8 and int4, each
+  // in rows and in its strip layout).
   std::mt19937 rng(15);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (int variant = 0; variant < 3; ++variant) {
-    const opt::WeightKind kind = variant == 0 ? opt::WeightKind::Int8 : opt::WeightKind::Int4;
+  for (int variant = 0; variant < 4; ++variant) {
+    const opt::WeightKind kind = variant % 2 == 0 ? opt::WeightKind::Int8 : opt::WeightKind::Int4;
     Weight w = makeWeight(rng, kind, 32, 64, 32, true);
-    if (variant == 2)
+    if (variant >= 2)
       w.packStrip16();
-    const std::string what = kindName(kind) + (w.strip16 ? " (Int4Strip16)" : "");
+    const std::string what = kindName(kind) + layoutName(w);
     std::vector<float> x(64);
     for (auto &v : x)
       v = normal(rng);
@@ -611,23 +630,28 @@ TEST_F(OptLinear, QuantGemvNonFiniteInputFallsBackToF32) {
 }
 
 // ---------------------------------------------------------------------------
-// Int4Strip16 weights (core/QuantLayout.h): the compiler's repacked int4 layout.
+// Int4Strip16 / Int8Strip16 weights (core/QuantLayout.h): the compiler's
+// repacked int4 and int8 layouts.
 
-/// Random Int4Strip16 cases: out = 16 * (1..12), in = group * k (32..1536),
-/// group 32 / 64 / 128, rows 1..8 (quantized GEMV) or 9..40 (GEMM, every
-/// fourth case), f16 / f32 scales, with and without bias. Each is compared with
-/// the exact quantized reference (GEMV) and with the portable kernel reading
-/// the same repacked bytes. Returns cases run.
-int runStrip16Cases(std::mt19937 &rng, rt::ThreadPool *pool, int iters, const std::string &what) {
+/// Random strip-layout cases of `kind`: out = 16 * (1..12), in = group * k
+/// (32..1536), group 32 / 64 / 128 (int8 also group = in: one scale per row),
+/// rows 1..8 (quantized GEMV) or 9..40 (GEMM, every fourth case), f16 / f32
+/// scales, with and without bias. Each is compared with the exact quantized
+/// reference (GEMV) and with the portable kernel reading the same repacked
+/// bytes. Returns cases run.
+int runStrip16Cases(std::mt19937 &rng, opt::WeightKind kind, rt::ThreadPool *pool, int iters,
+                    const std::string &what) {
   std::uniform_int_distribution<int> stripsD(1, 12), rowsD(1, 8), bigRowsD(9, 40), kD(1, 12);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   int cases = 0;
   for (int iter = 0; iter < iters; ++iter) {
     const int64_t groups[3] = {32, 64, 128};
-    const int64_t group = groups[iter % 3], in = group * kD(rng), out = 16 * stripsD(rng);
+    const int64_t k = kD(rng), out = 16 * stripsD(rng);
+    const bool perRow = kind == opt::WeightKind::Int8 && iter % 4 == 1;
+    const int64_t in = groups[iter % 3] * k, group = perRow ? in : groups[iter % 3];
     const bool gemm = iter % 4 == 3;
     const int64_t rows = gemm ? bigRowsD(rng) : rowsD(rng);
-    Weight w = makeWeight(rng, opt::WeightKind::Int4, out, in, group, iter % 2 == 0);
+    Weight w = makeWeight(rng, kind, out, in, group, iter % 2 == 0);
     w.packStrip16();
     std::vector<float> x(static_cast<size_t>(rows * in)), bias(static_cast<size_t>(out));
     for (auto &v : x)
@@ -653,30 +677,38 @@ int runStrip16Cases(std::mt19937 &rng, rt::ThreadPool *pool, int iters, const st
 }
 
 TEST_F(OptLinear, Strip16EveryTargetMatchesReference) {
-  for (int64_t t : compiledTargets()) {
-    hwy::SetSupportedTargetsForTest(t);
-    std::mt19937 rng(static_cast<unsigned>(t & 0xFFFF) + 21);
-    EXPECT_EQ(runStrip16Cases(rng, nullptr, 24, std::string("target ") + hwy::TargetName(t)), 24)
-        << "target " << hwy::TargetName(t);
+  for (opt::WeightKind kind : {opt::WeightKind::Int4, opt::WeightKind::Int8}) {
+    const std::string name = kindName(kind) + " strips, ";
+    for (int64_t t : compiledTargets()) {
+      hwy::SetSupportedTargetsForTest(t);
+      std::mt19937 rng(static_cast<unsigned>(t & 0xFFFF) + 21);
+      EXPECT_EQ(runStrip16Cases(rng, kind, nullptr, 24, name + "target " + hwy::TargetName(t)), 24)
+          << name << "target " << hwy::TargetName(t);
+    }
+    hwy::SetSupportedTargetsForTest(HWY_STATIC_TARGET);
+    std::mt19937 rng(22);
+    EXPECT_EQ(runStrip16Cases(rng, kind, nullptr, 8, name + "static target"), 8);
   }
-  hwy::SetSupportedTargetsForTest(HWY_STATIC_TARGET);
-  std::mt19937 rng(22);
-  EXPECT_EQ(runStrip16Cases(rng, nullptr, 8, "static target"), 8);
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST_F(OptLinear, Strip16ThreadPoolMatchesReference) {
   rt::ThreadPool pool(3);
   std::mt19937 rng(23);
-  EXPECT_EQ(runStrip16Cases(rng, &pool, 12, "3 threads"), 12);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  Weight w = makeWeight(rng, opt::WeightKind::Int4, 1536, 576, 32, true); // MobileLLM-125M up
-  w.packStrip16();
-  std::vector<float> x(576), bias(1536);
-  for (auto &v : x)
-    v = normal(rng);
-  for (auto &v : bias)
-    v = normal(rng);
-  EXPECT_EQ(checkQuantCase(w, x, 1, &bias, &pool, "3 threads, 1536 x 576"), 0);
+  for (opt::WeightKind kind : {opt::WeightKind::Int4, opt::WeightKind::Int8}) {
+    const std::string name = kindName(kind) + " strips, 3 threads";
+    EXPECT_EQ(runStrip16Cases(rng, kind, &pool, 12, name), 12);
+    // MobileLLM-125M up (int8: one scale per row, as export-hf writes it).
+    Weight w = makeWeight(rng, kind, 1536, 576, kind == opt::WeightKind::Int8 ? 576 : 32, true);
+    w.packStrip16();
+    std::vector<float> x(576), bias(1536);
+    for (auto &v : x)
+      v = normal(rng);
+    for (auto &v : bias)
+      v = normal(rng);
+    EXPECT_EQ(checkQuantCase(w, x, 1, &bias, &pool, name + ", 1536 x 576"), 0);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -722,7 +754,7 @@ int groupMismatches(std::mt19937 &rng, opt::WeightKind kind, bool strip16, int n
     for (size_t k = 0; k < want[static_cast<size_t>(i)].size(); ++k) {
       const float a = got[static_cast<size_t>(i)][k], b = want[static_cast<size_t>(i)][k];
       if (std::memcmp(&a, &b, sizeof a) != 0 && bad++ < 3)
-        ADD_FAILURE() << "linearGroup " << kindName(kind) << (strip16 ? " (Int4Strip16)" : "")
+        ADD_FAILURE() << "linearGroup " << kindName(kind) << layoutName(ws[static_cast<size_t>(i)])
                       << " member " << i << " of " << n << ": weight [" << ws[static_cast<size_t>(i)].out
                       << ", " << in << "], rows " << rows << ", y[" << k << "] = " << a
                       << ", linear() alone gives " << b << " (must be bit-identical)";
@@ -742,7 +774,8 @@ TEST_F(OptLinear, GroupGivesEachLinearItsOwnBits) {
   } kinds[] = {{opt::WeightKind::F32, false},
                {opt::WeightKind::Int8, false},
                {opt::WeightKind::Int4, false},
-               {opt::WeightKind::Int4, true}};
+               {opt::WeightKind::Int4, true},
+               {opt::WeightKind::Int8, true}};
   for (int64_t t : {static_cast<int64_t>(0), static_cast<int64_t>(HWY_STATIC_TARGET)}) {
     if (t != 0)
       hwy::SetSupportedTargetsForTest(t);
@@ -796,16 +829,19 @@ TEST_F(OptLinear, GroupRunsAsOneParallelJob) {
 }
 
 TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
-  // Every element and scale of a packed weight reads back as the row-layout one.
+  // Every element and scale of a packed weight (int4 and int8) reads back as
+  // the row-layout one.
   std::mt19937 rng(25);
+  for (opt::WeightKind kind : {opt::WeightKind::Int4, opt::WeightKind::Int8})
   for (int64_t group : {32, 64}) {
-    Weight w = makeWeight(rng, opt::WeightKind::Int4, 48, 128, group, true);
+    Weight w = makeWeight(rng, kind, 48, 128, group, true);
     w.packStrip16();
+    const int bits = kind == opt::WeightKind::Int8 ? 8 : 4;
     const int64_t groups = w.in / group;
     for (int64_t o = 0; o < w.out; ++o)
       for (int64_t c = 0; c < w.in; ++c) {
-        ASSERT_EQ(strip16::value(w.packedBytes.data(), w.in, o, c), weightInt(w, o, c))
-            << "element (" << o << ", " << c << ") group " << group;
+        ASSERT_EQ(strip16::value(bits, w.packedBytes.data(), w.in, o, c), weightInt(w, o, c))
+            << kindName(kind) << " element (" << o << ", " << c << ") group " << group;
         uint16_t h;
         std::memcpy(&h, w.packedScales.data() + 2 * strip16::scaleIndex(groups, o, c / group), 2);
         ASSERT_EQ(h, w.scalesH[o * groups + c / group]) << "scale (" << o << ", " << c / group << ")";
@@ -829,15 +865,22 @@ TEST_F(OptLinear, DISABLED_BenchmarkQuantGemvColdCache) {
               opt::selectedTargetName());
   const int64_t shapes[3][2] = {{576, 1536}, {1536, 576}, {32000, 576}}; // out, in
   for (opt::WeightKind kind : {opt::WeightKind::Int8, opt::WeightKind::Int4}) {
-    for (const auto &sh : shapes) {
+    for (const auto &sh : shapes)
+    for (bool strip : {false, true}) {
       const int64_t out = sh[0], in = sh[1];
       const int64_t group = kind == opt::WeightKind::Int8 ? in : 32;
       Weight w0 = makeWeight(rng, kind, out, in, group, true);
+      if (strip)
+        w0.packStrip16(); // the f32-x column then reads rows: timing only
       const double bytes = static_cast<double>(w0.bytes.size()) +
                            static_cast<double>(w0.scalesH.size()) * 2.0;
       const int copies = std::max(2, static_cast<int>(std::ceil(96e6 / bytes)));
-      std::vector<std::vector<uint8_t>> ws(static_cast<size_t>(copies), w0.bytes);
-      std::vector<std::vector<uint16_t>> ss(static_cast<size_t>(copies), w0.scalesH);
+      const uint8_t *q0 = static_cast<const uint8_t *>(w0.quantBytes());
+      const uint8_t *s0 = static_cast<const uint8_t *>(w0.scales());
+      std::vector<std::vector<uint8_t>> ws(static_cast<size_t>(copies),
+                                           std::vector<uint8_t>(q0, q0 + w0.bytes.size()));
+      std::vector<std::vector<uint8_t>> ss(static_cast<size_t>(copies),
+                                           std::vector<uint8_t>(s0, s0 + w0.scalesH.size() * 2));
       std::vector<float> x(static_cast<size_t>(in)), y(static_cast<size_t>(out)),
           split(static_cast<size_t>(in));
       for (auto &v : x)
@@ -871,9 +914,10 @@ TEST_F(OptLinear, DISABLED_BenchmarkQuantGemvColdCache) {
         const double tOld = run(false);
         run(true);
         const double tNew = run(true);
-        std::printf("GEMV %-4s %5lldx%-5lld (%5.2f MB) %d thr: f32-x %8.1f us %6.2f GB/s | "
+        std::printf("GEMV %-4s%-14s %5lldx%-5lld (%5.2f MB) %d thr: f32-x %8.1f us %6.2f GB/s | "
                     "int-dot %8.1f us %6.2f GB/s\n",
-                    kindName(kind).c_str(), (long long)out, (long long)in, bytes / 1e6, threads,
+                    kindName(kind).c_str(), layoutName(w0).c_str(), (long long)out, (long long)in,
+                    bytes / 1e6, threads,
                     tOld * 1e6, bytes / tOld / 1e9, tNew * 1e6, bytes / tNew / 1e9);
       }
     }

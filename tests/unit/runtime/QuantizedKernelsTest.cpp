@@ -41,15 +41,18 @@ struct TestWeight {
     q.layout = layout;
     return Tensor::borrowQuantized(dtype, Shape{out, in}, data.data(), q);
   }
-  /// Repacks an int4 weight into the Int4Strip16 layout (core/QuantLayout.h).
+  /// Repacks the weight into the Int4Strip16 / Int8Strip16 layout (core/QuantLayout.h).
   void repackStrip16() {
     std::vector<uint8_t> d(data.size()), s(scales.size());
-    strip16::packData(data.data(), out, in, d.data());
+    if (dtype == DType::Int8)
+      strip16::packData8(data.data(), out, in, d.data());
+    else
+      strip16::packData(data.data(), out, in, d.data());
     strip16::packScales(scales.data(), out, in / group, scalesDType == DType::Float16 ? 2 : 4,
                         s.data());
     data = d;
     scales = s;
-    layout = QuantLayout::Int4Strip16;
+    layout = dtype == DType::Int8 ? QuantLayout::Int8Strip16 : QuantLayout::Int4Strip16;
   }
 };
 
@@ -149,8 +152,7 @@ TProgram quantizedProgram(const TestWeight &w, const std::string &op, int weight
   wv.quantGroupSize = (int)w.group;
   wv.scalesSegment = 1;
   wv.scalesDType = w.scalesDType == DType::Float16 ? fb::DType::Float16 : fb::DType::Float32;
-  wv.quantLayout = w.layout == QuantLayout::Int4Strip16 ? fb::QuantLayout::Int4Strip16
-                                                         : fb::QuantLayout::Rows;
+  wv.quantLayout = static_cast<fb::QuantLayout>(w.layout);
   int wi = m.add(wv);
   TValue xv;
   xv.name = "x";
@@ -183,8 +185,7 @@ int addSecondWeight(TProgram &p, const TestWeight &w2) {
   second.shape = {w2.out, w2.in};
   second.segment = 2;
   second.scalesSegment = 3;
-  second.quantLayout = w2.layout == QuantLayout::Int4Strip16 ? fb::QuantLayout::Int4Strip16
-                                                              : fb::QuantLayout::Rows;
+  second.quantLayout = static_cast<fb::QuantLayout>(w2.layout);
   return m.add(second);
 }
 
@@ -314,18 +315,21 @@ TEST(QuantizedKernels, LinearAndEmbeddingThroughAProgram) {
   }
 }
 
-TEST(QuantizedKernels, Int4Strip16ThroughAProgram) {
-  // The compiler's repacked int4 layout, read by every path: the portable and
-  // optimized linear (decode GEMV for <= 8 rows, GEMM for more) and embedding,
-  // each against the dequantized reference (the layout changes no value).
+TEST(QuantizedKernels, StripLayoutsThroughAProgram) {
+  // The compiler's repacked int4 and int8 layouts, read by every path: the
+  // portable and optimized linear (decode GEMV for <= 8 rows, GEMM for more)
+  // and embedding, each against the dequantized reference (the layout changes
+  // no value).
   std::mt19937 rng(41);
-  for (int64_t group : {32, 64}) {
+  for (int bits : {4, 8})
+  for (int64_t group : {32, 64, 128}) {
     const int64_t out = 48, in = 128;
-    TestWeight w = makeWeight(rng, out, in, 4, group);
+    TestWeight w = makeWeight(rng, out, in, bits, group);
     w.repackStrip16();
     for (bool portable : {true, false}) {
       const std::string what = std::string(portable ? "portable" : "optimized") +
-                               " Int4Strip16 [48, 128] group " + std::to_string(group);
+                               (bits == 4 ? " Int4Strip16" : " Int8Strip16") +
+                               " [48, 128] group " + std::to_string(group);
       rt::LoadOptions opts;
       opts.portableKernels = portable;
       std::vector<uint8_t> bytes = quantizedProgram(w, "linear", 1, fb::DType::Float32).build();
@@ -530,6 +534,9 @@ TEST(QuantizedKernels, ReaderChecksQuantLayoutAndVersion) {
          p.segments[0].resize(p.segments[0].size() * 2);
        },
        "needs an i4"},
+      {"Int8Strip16 on int4",
+       [](TProgram &p) { p.methods[0].values[0].quantLayout = fb::QuantLayout::Int8Strip16; },
+       "quant_layout Int8Strip16 needs an i8"},
       {"unknown layout",
        [](TProgram &p) { p.methods[0].values[0].quantLayout = static_cast<fb::QuantLayout>(7); },
        "quant_layout 7 is not a known layout"},

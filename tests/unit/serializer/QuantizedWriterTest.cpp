@@ -138,6 +138,34 @@ TEST(QuantizedWriterTest, WritesTheInt4Strip16Layout) {
   }
 }
 
+TEST(QuantizedWriterTest, WritesTheInt8Strip16Layout) {
+  // int8 [32, 64], one scale per row, in strips of 16: same sizes as rows; the
+  // field survives the round trip; int4 data or shapes it cannot describe fail.
+  std::vector<uint8_t> data(32 * 64, 0x5A), scales(32 * 2, 0x3C);
+  ProgramWriter w;
+  addQuantized(w, fb::DType::Int8, 32, 64, 64, data, scales, fb::QuantLayout::Int8Strip16);
+  std::vector<uint8_t> bytes;
+  ProgramView view;
+  ASSERT_TRUE(writeAndRead(w, "strip8.kiln", &bytes, &view));
+  EXPECT_EQ(view.program->methods()->Get(0)->values()->Get(0)->quant_layout(),
+            fb::QuantLayout::Int8Strip16);
+
+  struct Bad {
+    fb::DType dtype;
+    int64_t out, in;
+    int32_t group;
+  } bad[] = {{fb::DType::Int8, 8, 64, 32}, {fb::DType::Int8, 16, 48, 48}, {fb::DType::Int4, 16, 64, 32}};
+  for (const Bad &b : bad) {
+    std::vector<uint8_t> d(b.dtype == fb::DType::Int4 ? b.out * b.in / 2 : b.out * b.in, 1);
+    std::vector<uint8_t> sc(b.out * (b.in / b.group) * 2, 2);
+    ProgramWriter w2;
+    addQuantized(w2, b.dtype, b.out, b.in, b.group, d, sc, fb::QuantLayout::Int8Strip16);
+    WriteResult r2 = w2.writeToFile(tempPath("bad-strip8.kiln"));
+    ASSERT_FALSE(r2.ok()) << "out " << b.out << " in " << b.in << " group " << b.group;
+    EXPECT_NE(r2.error.find("quant layout Int8Strip16 needs"), std::string::npos) << r2.error;
+  }
+}
+
 TEST(QuantizedWriterTest, RejectsInconsistentQuantizedConstants) {
   struct Case {
     fb::DType dtype;

@@ -115,7 +115,9 @@ TEST(ThreadPool, WakesSleepingWorkers) {
       sum.fetch_add(e - b);
     });
     EXPECT_EQ(sum.load(), 2);
-    EXPECT_EQ(workerRanges.load(), 1) << "round " << round << ": the sleeping worker did not wake";
+    // >= 1: a worker that wakes before the caller claims anything may run
+    // both ranges (legal; it happened under ctest -j2 load).
+    EXPECT_GE(workerRanges.load(), 1) << "round " << round << ": the sleeping worker did not wake";
   }
 }
 
