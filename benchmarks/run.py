@@ -174,7 +174,7 @@ def kiln_run_once(runtime, program, prompt, decode_tokens, opts, work):
     g = parse_generate(err)
     if g["decode_s"] <= 0 or g["prefill_s"] <= 0:
         raise BenchError(f"{os.path.basename(program)}: too fast to time at generate's "
-                         f"millisecond resolution: raise --decode-tokens")
+                         f"0.1 ms resolution: raise --decode-tokens")
     if int(g["generated"]) != decode_tokens + 1 or len(out.split()) != decode_tokens + 1:
         raise BenchError(f"generate made {g['generated']:.0f} tokens, wanted {decode_tokens + 1}")
     # The first token comes from the prefill logits: decode_s covers decode_tokens steps.

@@ -238,8 +238,8 @@ int kilnGenerateCommand(int argc, char **argv) {
   if (config.maxNewTokens == 0)
     reason = "max new tokens (-n 0)";
   std::fprintf(stderr,
-               "prompt tokens: %d, prefill: %s tokens/s (%.3f s)\n"
-               "generated tokens: %d, decode: %s tokens/s (%.3f s)\n"
+               "prompt tokens: %d, prefill: %s tokens/s (%.4f s)\n"
+               "generated tokens: %d, decode: %s tokens/s (%.4f s)\n"
                "stop: %s\n"
                "threads: %d, kernels: %s\n",
                stats.promptTokens, perSecond(stats.promptTokens, stats.prefillSeconds).c_str(),

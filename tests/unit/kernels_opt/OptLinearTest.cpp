@@ -853,6 +853,52 @@ TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
   EXPECT_FALSE(strip16::applies(48, 96, 64));  // group does not divide in
 }
 
+// Working-set sweep (run with --gtest_also_run_disabled_tests
+// --gtest_filter='*BenchmarkStripWorkingSet*'): 1 thread, int4 Int4Strip16 GEMV
+// 576x1536 group 32 (f16 scales) cycling over n distinct copies, so that the
+// weights come from L1/L2 (n = 1), L2/L3 (2-8: 0.5-4 MB) or DRAM (256: 127 MB);
+// prints weight GB/s and G multiply-adds/s, with the T0 and the NTA prefetch.
+TEST_F(OptLinear, DISABLED_BenchmarkStripWorkingSet) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t out = 576, in = 1536;
+  Weight w0 = makeWeight(rng, opt::WeightKind::Int4, out, in, 32, true);
+  w0.packStrip16();
+  const double bytes = static_cast<double>(w0.packedBytes.size() + w0.packedScales.size());
+  std::vector<float> x(static_cast<size_t>(in)), y;
+  for (auto &v : x)
+    v = normal(rng);
+  std::printf("quantized GEMV target %s, int4 strips %lldx%lld (%.2f MB per copy)\n",
+              opt::quantTargetName(), (long long)out, (long long)in, bytes / 1e6);
+  rt::ThreadPool pool2(2);
+  for (rt::ThreadPool *pool : {static_cast<rt::ThreadPool *>(nullptr), &pool2})
+  for (int copies : {1, 2, 3, 4, 8, 256}) {
+    std::vector<std::vector<uint8_t>> ws(static_cast<size_t>(copies), w0.packedBytes);
+    std::vector<std::vector<uint8_t>> ss(static_cast<size_t>(copies), w0.packedScales);
+    for (bool readAgain : {true, false}) {
+      double best = 1e9;
+      for (int trial = 0; trial < 5; ++trial) {
+        const int reps = std::max(copies * 4, 400);
+        const double c0 = kiln::test::threadCpuSeconds();
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < reps; ++i) {
+          opt::LinearArgs a = argsFor(w0, x, 1, nullptr, &y);
+          a.w = ws[static_cast<size_t>(i % copies)].data();
+          a.scales = ss[static_cast<size_t>(i % copies)].data();
+          a.weightReadAgain = readAgain;
+          opt::quantLinear(a, pool);
+        }
+        // 1 thread: this thread's CPU time; 2 threads: wall time.
+        const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
+        best = std::min(best, (pool ? wall.count() : kiln::test::threadCpuSeconds() - c0) / reps);
+      }
+      std::printf("  %d thr %3d copies (%7.2f MB) %s: %7.2f us %6.2f GB/s %6.1f GMAC/s\n",
+                  pool ? 2 : 1, copies, copies * bytes / 1e6, readAgain ? "T0 " : "NTA",
+                  best * 1e6, bytes / best / 1e9, out * in / best / 1e9);
+    }
+  }
+}
+
 // Cold-cache GEMV micro-benchmark (run with --gtest_also_run_disabled_tests
 // --gtest_filter='*BenchmarkQuantGemv*'): cycles through > 64 MB of distinct
 // weight matrices (so they stream from DRAM), 1 and 2 threads; prints weight
