@@ -899,6 +899,84 @@ TEST_F(OptLinear, DISABLED_BenchmarkStripWorkingSet) {
   }
 }
 
+// MobileLLM-LS block micro-benchmark (--gtest_also_run_disabled_tests
+// --gtest_filter='*BenchmarkRepeatedBlock*'): the seven int4 strip GEMVs of a
+// 125M block (q/k/v and gate/up grouped, as the runtime runs them) on 2
+// threads, each block run twice in a row (the second run's x is the first's
+// output, as in LS) over 30 distinct blocks (71 MB: the first runs stream from
+// DRAM); prints the time of the first and of the second runs per block.
+TEST_F(OptLinear, DISABLED_BenchmarkRepeatedBlock) {
+  std::mt19937 rng(18);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t d = 576, h = 1536, kv = 192;
+  const int64_t shapes[7][2] = {{d, d}, {kv, d}, {kv, d}, {d, d}, {h, d}, {h, d}, {d, h}};
+  const int blocks = 30;
+  std::vector<std::vector<Weight>> ws(blocks);
+  for (int b = 0; b < blocks; ++b)
+    for (const auto &sh : shapes) {
+      ws[b].push_back(makeWeight(rng, opt::WeightKind::Int4, sh[0], sh[1], 32, true));
+      ws[b].back().packStrip16();
+    }
+  std::vector<float> x(static_cast<size_t>(h));
+  for (auto &v : x)
+    v = normal(rng);
+  std::vector<std::vector<float>> ys(7);
+  rt::ThreadPool pool(2);
+  // Optionally each run reads its own 245 KB "KV cache" between q/k/v and o
+  // (125M decode attention at 160 positions: 3 heads x 64 x 160 x f32, K and V).
+  const size_t kvFloats = 2 * 3 * 64 * 160;
+  std::vector<std::vector<float>> kvs(2 * blocks, std::vector<float>(kvFloats, 1.0f));
+  bool readKv = false;
+  float kvSink = 0.0f;
+  double kvSeconds = 0.0;
+  auto runBlock = [&](int b, bool readAgain) {
+    std::vector<opt::LinearArgs> a;
+    for (int i = 0; i < 7; ++i) {
+      a.push_back(argsFor(ws[b][static_cast<size_t>(i)], x, 1, nullptr, &ys[static_cast<size_t>(i)]));
+      a.back().weightReadAgain = readAgain;
+    }
+    const opt::LinearArgs *qkv[3] = {&a[0], &a[1], &a[2]}, *gu[2] = {&a[4], &a[5]};
+    opt::linearGroup(qkv, 3, &pool);
+    if (readKv) { // timed apart: only the GEMVs count
+      const auto k0 = std::chrono::steady_clock::now();
+      const std::vector<float> &kvb = kvs[static_cast<size_t>(2 * b + (readAgain ? 0 : 1))];
+      float acc = 0.0f;
+      for (size_t i = 0; i < kvFloats; i += 16)
+        acc += kvb[i];
+      kvSink += acc;
+      kvSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count();
+    }
+    opt::linear(a[3], &pool);
+    opt::linearGroup(gu, 2, &pool);
+    opt::linear(a[6], &pool);
+  };
+  for (bool kv : {false, true}) {
+  readKv = kv;
+  double best1 = 1e9, best2 = 1e9;
+  for (int trial = 0; trial < 8; ++trial) {
+    double t1 = 0, t2 = 0;
+    for (int b = 0; b < blocks; ++b) {
+      kvSeconds = 0.0;
+      auto t0 = std::chrono::steady_clock::now();
+      runBlock(b, true);
+      const double kv1 = kvSeconds;
+      auto tm = std::chrono::steady_clock::now();
+      runBlock(b, false);
+      auto te = std::chrono::steady_clock::now();
+      t1 += std::chrono::duration<double>(tm - t0).count() - kv1;
+      t2 += std::chrono::duration<double>(te - tm).count() - (kvSeconds - kv1);
+    }
+    best1 = std::min(best1, t1 / blocks);
+    best2 = std::min(best2, t2 / blocks);
+  }
+  std::printf("int4 strips, 125M block GEMVs, 2 threads, best of 8 sweeps over %d blocks%s:\n"
+              "  first run %7.2f us per block, second run %7.2f us (%.1f G multiply-adds/s)\n",
+              blocks, kv ? ", a 245 KB KV read after q/k/v" : "", best1 * 1e6, best2 * 1e6,
+              3538944 / best2 / 1e9);
+  }
+  EXPECT_TRUE(std::isfinite(kvSink));
+}
+
 // Cold-cache GEMV micro-benchmark (run with --gtest_also_run_disabled_tests
 // --gtest_filter='*BenchmarkQuantGemv*'): cycles through > 64 MB of distinct
 // weight matrices (so they stream from DRAM), 1 and 2 threads; prints weight
