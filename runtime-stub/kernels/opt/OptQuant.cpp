@@ -570,18 +570,31 @@ void RangeT(const Plan &p, int64_t o0, int64_t o1) {
 // Plan fields here: xq [rows, in] in column order; xs / corr [rows, lanes] with
 // lanes = in / 32 (one per block); groupsPerRow = in / group.
 
+// ---- Int8Strip16 weights (core/QuantLayout.h) ---------------------------------
+// A 64-byte vector holds 4 columns of 16 output channels (int32 lane l =
+// channel l) and meets one broadcast dword of x; a 32-column block is 8 such
+// vectors, one int32 -> f32 conversion per block. Bytes are the signed
+// weights: with VNNI they become u = w ^ 0x80 = w + 128 (the block's
+// correction corr_b = -128 * sum of its x bytes starts the int32 sum), without
+// it pmaddubsw(|w|, sign(x, w)) (pair sums <= 2 * 128 * 127, no saturation) is
+// widened by pmaddwd per vector. Two int32 chains per block (even / odd
+// vectors) halve the dependency chain. Weights stream from DRAM in decode: the
+// kernel prefetches p.prefetch bytes ahead into L2, like the int8 rows kernel.
+
 #if KILN_Q_WIDTH >= 16
-// out[r * 16 + l] = y[r0 + r][16 s + l] (no bias) for R x rows. One flat loop
-// over the 32-column blocks with running pointers: a group loop around it cost
-// as many scalar instructions per block as the block's vector work (group 32).
-template <class O, int R, bool kF16>
+// out[r * 16 + l] = y[r0 + r][16 s + l] (no bias) for R x rows of an
+// Int4Strip16 (kInt8 false) or Int8Strip16 weight. One flat loop over the
+// 32-column blocks with running pointers: a group loop around it cost as many
+// scalar instructions per block as the block's vector work (group 32).
+template <class O, int R, bool kF16, bool kInt8>
 HWY_INLINE void StripSimd(const Plan &p, int64_t s, int64_t r0, float *out) {
   using I = typename O::I;
   using F = typename O::F;
   const LinearArgs &a = *p.a;
   constexpr int64_t W = O::kBytes, L = W / 4, NH = 64 / W; // sub-vectors per 64 bytes
+  constexpr int64_t kBlockBytes = kInt8 ? 512 : 256;      // 16 channels x 32 columns
   const int64_t in = a.in, blocks = in / 32, blocksPerGroup = a.group / 32;
-  const uint8_t *wb = static_cast<const uint8_t *>(a.w) + s * 16 * (in / 2);
+  const uint8_t *wb = static_cast<const uint8_t *>(a.w) + s * blocks * kBlockBytes;
   const int64_t scale0 = s * p.groupsPerRow * 16;
   const uint16_t *sh = static_cast<const uint16_t *>(a.scales) + scale0;
   const float *sf = static_cast<const float *>(a.scales) + scale0;
@@ -596,12 +609,13 @@ HWY_INLINE void StripSimd(const Plan &p, int64_t s, int64_t r0, float *out) {
     for (int h = 0; h < NH; ++h)
       acc[r][h] = O::ZeroF();
   }
-  const I nib = O::Set8(0x0F);
+  [[maybe_unused]] const I nib = O::Set8(0x0F);
   [[maybe_unused]] const I nibHi = O::Set8(static_cast<char>(0xF0));
+  [[maybe_unused]] const I flip = O::Set8(static_cast<char>(0x80));
   const char *pf = reinterpret_cast<const char *>(wb) + p.prefetch;
   F ws[NH];
   int64_t left = 0; // blocks left in the current scale group
-  for (int64_t b = 0; b < blocks; ++b, wb += 256, pf += 256) {
+  for (int64_t b = 0; b < blocks; ++b, wb += kBlockBytes, pf += kBlockBytes) {
     if (left == 0) {
       for (int h = 0; h < NH; ++h)
         ws[h] = kF16 ? O::StripScalesF16(sh + h * L) : O::LoadF(sf + h * L);
@@ -610,6 +624,36 @@ HWY_INLINE void StripSimd(const Plan &p, int64_t s, int64_t r0, float *out) {
       left = blocksPerGroup;
     }
     --left;
+    if constexpr (kInt8) {
+      for (int k = 0; k < 8; ++k)
+        _mm_prefetch(pf + k * 64, _MM_HINT_T1);
+      for (int r = 0; r < R; ++r) {
+        const int8_t *x = xb[r] + 32 * b;
+        const F xs = O::Set(xsp[r][b]);
+#if HWY_TARGET != HWY_AVX3_DL
+        I xd[8];
+        for (int v = 0; v < 8; ++v)
+          xd[v] = O::Bcast32(x + 4 * v);
+#endif
+        for (int h = 0; h < NH; ++h) {
+#if HWY_TARGET == HWY_AVX3_DL
+          I d0 = O::Set32(cp[r][b]), d1 = O::Zero();
+          for (int v = 0; v < 8; v += 2) {
+            d0 = O::DotUBcast(d0, O::Xor(O::Load(wb + v * 64 + h * W), flip), x + 4 * v);
+            d1 = O::DotUBcast(d1, O::Xor(O::Load(wb + (v + 1) * 64 + h * W), flip), x + 4 * v + 4);
+          }
+#else
+          I d0 = O::Zero(), d1 = O::Zero();
+          for (int v = 0; v < 8; v += 2) {
+            d0 = O::Dot8(d0, O::Load(wb + v * 64 + h * W), xd[v]);
+            d1 = O::Dot8(d1, O::Load(wb + (v + 1) * 64 + h * W), xd[v + 1]);
+          }
+#endif
+          acc[r][h] = O::MulAdd(O::Cvt(O::Add32(d0, d1)), O::Mul(ws[h], xs), acc[r][h]);
+        }
+      }
+      continue;
+    }
     if (p.nta)
       for (int k = 0; k < 4; ++k)
         _mm_prefetch(pf + k * 64, _MM_HINT_NTA);
@@ -660,23 +704,28 @@ HWY_INLINE void StripSimd(const Plan &p, int64_t s, int64_t r0, float *out) {
 }
 #endif
 
-// Scalar version of the same math (same int32 block dots).
-template <int R>
+// Scalar version of the same math (same int32 block dots); int8 bytes are
+// used signed, without the VNNI offset and its correction.
+template <int R, bool kInt8>
 HWY_INLINE void StripScalar(const Plan &p, int64_t s, int64_t r0, float *out) {
   const LinearArgs &a = *p.a;
-  const int64_t in = a.in, groups = p.groupsPerRow;
-  const uint8_t *w = static_cast<const uint8_t *>(a.w) + s * 16 * (in / 2);
+  const int64_t in = a.in, groups = p.groupsPerRow, blockBytes = kInt8 ? 512 : 256;
+  const uint8_t *w = static_cast<const uint8_t *>(a.w) + s * (in / 32) * blockBytes;
   for (int64_t l = 0; l < 16; ++l)
     for (int r = 0; r < R; ++r) {
       float acc = 0.0f;
       for (int64_t b = 0; b < in / 32; ++b) {
         const int8_t *xb = p.xq + (r0 + r) * in + b * 32;
         const int64_t xi = (r0 + r) * p.lanes + b;
-        int32_t dot = p.corr[xi];
-        for (int v = 0; v < 4; ++v)
+        const uint8_t *wb = w + b * blockBytes;
+        int32_t dot = kInt8 ? 0 : p.corr[xi];
+        for (int v = 0; v < (kInt8 ? 8 : 4); ++v)
           for (int j = 0; j < 4; ++j) {
-            const uint8_t byte = w[b * 256 + v * 64 + l * 4 + j];
-            dot += (byte & 0x0F) * xb[8 * v + j] + (byte >> 4) * xb[8 * v + 4 + j];
+            const uint8_t byte = wb[v * 64 + l * 4 + j];
+            if (kInt8)
+              dot += static_cast<int8_t>(byte) * xb[4 * v + j];
+            else
+              dot += (byte & 0x0F) * xb[8 * v + j] + (byte >> 4) * xb[8 * v + 4 + j];
           }
         const float ws = scaleAt(a, (s * groups + b * 32 / a.group) * 16 + l);
         acc += static_cast<float>(dot) * (ws * p.xs[xi]);
@@ -685,132 +734,28 @@ HWY_INLINE void StripScalar(const Plan &p, int64_t s, int64_t r0, float *out) {
     }
 }
 
-// ---- Int8Strip16 weights (core/QuantLayout.h) ---------------------------------
-// A 64-byte vector holds 4 columns of 16 output channels (int32 lane l =
-// channel l) and meets one broadcast dword of x; a 32-column block is 8 such
-// vectors, one int32 -> f32 conversion per block. Bytes are the signed
-// weights: with VNNI they become u = w ^ 0x80 = w + 128 (the block's
-// correction corr_b = -128 * sum of its x bytes starts the int32 sum), without
-// it pmaddubsw(|w|, sign(x, w)) (pair sums <= 2 * 128 * 127, no saturation) is
-// widened by pmaddwd per vector. Two int32 chains per block (even / odd
-// vectors) halve the dependency chain. Weights stream from DRAM in decode: the
-// kernel prefetches p.prefetch bytes ahead into L2, like the int8 rows kernel.
-
-#if KILN_Q_WIDTH >= 16
-template <class O, int R, bool kF16>
-HWY_INLINE void Strip8Simd(const Plan &p, int64_t s, int64_t r0, float *out) {
-  using I = typename O::I;
-  using F = typename O::F;
-  const LinearArgs &a = *p.a;
-  constexpr int64_t W = O::kBytes, L = W / 4, NH = 64 / W; // sub-vectors per 64 bytes
-  const int64_t in = a.in, blocks = in / 32, blocksPerGroup = a.group / 32;
-  const uint8_t *wb = static_cast<const uint8_t *>(a.w) + s * 16 * in;
-  const int64_t scale0 = s * p.groupsPerRow * 16;
-  const uint16_t *sh = static_cast<const uint16_t *>(a.scales) + scale0;
-  const float *sf = static_cast<const float *>(a.scales) + scale0;
-  const int8_t *xb[R];
-  const float *xsp[R];
-  const int32_t *cp[R];
-  F acc[R][NH];
-  for (int r = 0; r < R; ++r) {
-    xb[r] = p.xq + (r0 + r) * in;
-    xsp[r] = p.xs + (r0 + r) * p.lanes;
-    cp[r] = p.corr + (r0 + r) * p.lanes;
-    for (int h = 0; h < NH; ++h)
-      acc[r][h] = O::ZeroF();
-  }
-  [[maybe_unused]] const I flip = O::Set8(static_cast<char>(0x80));
-  const char *pf = reinterpret_cast<const char *>(wb) + p.prefetch;
-  F ws[NH];
-  int64_t left = 0; // blocks left in the current scale group
-  for (int64_t b = 0; b < blocks; ++b, wb += 512, pf += 512) {
-    if (left == 0) {
-      for (int h = 0; h < NH; ++h)
-        ws[h] = kF16 ? O::StripScalesF16(sh + h * L) : O::LoadF(sf + h * L);
-      sh += 16;
-      sf += 16;
-      left = blocksPerGroup;
-    }
-    --left;
-    for (int k = 0; k < 8; ++k)
-      _mm_prefetch(pf + k * 64, _MM_HINT_T1);
-    for (int r = 0; r < R; ++r) {
-      const int8_t *x = xb[r] + 32 * b;
-      const F xs = O::Set(xsp[r][b]);
-#if HWY_TARGET != HWY_AVX3_DL
-      I xd[8];
-      for (int v = 0; v < 8; ++v)
-        xd[v] = O::Bcast32(x + 4 * v);
-#endif
-      for (int h = 0; h < NH; ++h) {
-#if HWY_TARGET == HWY_AVX3_DL
-        I d0 = O::Set32(cp[r][b]), d1 = O::Zero();
-        for (int v = 0; v < 8; v += 2) {
-          d0 = O::DotUBcast(d0, O::Xor(O::Load(wb + v * 64 + h * W), flip), x + 4 * v);
-          d1 = O::DotUBcast(d1, O::Xor(O::Load(wb + (v + 1) * 64 + h * W), flip), x + 4 * v + 4);
-        }
+template <int R, bool kInt8>
+HWY_INLINE void StripKind(const Plan &p, int64_t s, int64_t r0, float *out) {
+#if KILN_Q_WIDTH == 64
+  p.a->scalesF16 ? StripSimd<O512, R, true, kInt8>(p, s, r0, out)
+                 : StripSimd<O512, R, false, kInt8>(p, s, r0, out);
+#elif KILN_Q_WIDTH == 32
+  p.a->scalesF16 ? StripSimd<O256, R, true, kInt8>(p, s, r0, out)
+                 : StripSimd<O256, R, false, kInt8>(p, s, r0, out);
+#elif KILN_Q_WIDTH == 16
+  p.a->scalesF16 ? StripSimd<O128, R, true, kInt8>(p, s, r0, out)
+                 : StripSimd<O128, R, false, kInt8>(p, s, r0, out);
 #else
-        I d0 = O::Zero(), d1 = O::Zero();
-        for (int v = 0; v < 8; v += 2) {
-          d0 = O::Dot8(d0, O::Load(wb + v * 64 + h * W), xd[v]);
-          d1 = O::Dot8(d1, O::Load(wb + (v + 1) * 64 + h * W), xd[v + 1]);
-        }
+  StripScalar<R, kInt8>(p, s, r0, out);
 #endif
-        acc[r][h] = O::MulAdd(O::Cvt(O::Add32(d0, d1)), O::Mul(ws[h], xs), acc[r][h]);
-      }
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int h = 0; h < NH; ++h)
-      O::StoreF(out + r * 16 + h * L, acc[r][h]);
-}
-#endif
-
-// Scalar version of the same math (same int32 block dots).
-template <int R>
-HWY_INLINE void Strip8Scalar(const Plan &p, int64_t s, int64_t r0, float *out) {
-  const LinearArgs &a = *p.a;
-  const int64_t in = a.in, groups = p.groupsPerRow;
-  const int8_t *w = static_cast<const int8_t *>(a.w) + s * 16 * in;
-  for (int64_t l = 0; l < 16; ++l)
-    for (int r = 0; r < R; ++r) {
-      float acc = 0.0f;
-      for (int64_t b = 0; b < in / 32; ++b) {
-        const int8_t *xb = p.xq + (r0 + r) * in + b * 32;
-        const int64_t xi = (r0 + r) * p.lanes + b;
-        int32_t dot = 0;
-        for (int64_t c = 0; c < 32; ++c)
-          dot += w[((b * 8 + c / 4) * 16 + l) * 4 + c % 4] * xb[c];
-        const float ws = scaleAt(a, (s * groups + b * 32 / a.group) * 16 + l);
-        acc += static_cast<float>(dot) * (ws * p.xs[xi]);
-      }
-      out[r * 16 + l] = acc;
-    }
 }
 
 template <int R>
 HWY_INLINE void Strip(const Plan &p, int64_t s, int64_t r0, float *out) {
-  if (p.a->kind == WeightKind::Int8) {
-#if KILN_Q_WIDTH == 64
-    p.a->scalesF16 ? Strip8Simd<O512, R, true>(p, s, r0, out) : Strip8Simd<O512, R, false>(p, s, r0, out);
-#elif KILN_Q_WIDTH == 32
-    p.a->scalesF16 ? Strip8Simd<O256, R, true>(p, s, r0, out) : Strip8Simd<O256, R, false>(p, s, r0, out);
-#elif KILN_Q_WIDTH == 16
-    p.a->scalesF16 ? Strip8Simd<O128, R, true>(p, s, r0, out) : Strip8Simd<O128, R, false>(p, s, r0, out);
-#else
-    Strip8Scalar<R>(p, s, r0, out);
-#endif
-    return;
-  }
-#if KILN_Q_WIDTH == 64
-  p.a->scalesF16 ? StripSimd<O512, R, true>(p, s, r0, out) : StripSimd<O512, R, false>(p, s, r0, out);
-#elif KILN_Q_WIDTH == 32
-  p.a->scalesF16 ? StripSimd<O256, R, true>(p, s, r0, out) : StripSimd<O256, R, false>(p, s, r0, out);
-#elif KILN_Q_WIDTH == 16
-  p.a->scalesF16 ? StripSimd<O128, R, true>(p, s, r0, out) : StripSimd<O128, R, false>(p, s, r0, out);
-#else
-  StripScalar<R>(p, s, r0, out);
-#endif
+  if (p.a->kind == WeightKind::Int8)
+    StripKind<R, true>(p, s, r0, out);
+  else
+    StripKind<R, false>(p, s, r0, out);
 }
 
 // Strips [s0, s1) for all x rows.
