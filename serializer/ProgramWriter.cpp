@@ -214,17 +214,18 @@ WriteResult validateQuantizedConstant(const ValueSpec &v, size_t numSegments) {
                                 (v.dtype == fb::DType::Int4 ? " into even groups" : ""));
   if (v.scalesDType != fb::DType::Float16 && v.scalesDType != fb::DType::Float32)
     return WriteResult::failure("quantization scales must be f16 or f32");
-  if (v.quantLayout == fb::QuantLayout::Int4Strip16 &&
-      (v.dtype != fb::DType::Int4 || !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize)))
-    return WriteResult::failure("quant layout Int4Strip16 needs an i4 weight with out % 16 == 0, "
-                                "in % 32 == 0 and a group size that is a multiple of 32");
-  if (v.quantLayout == fb::QuantLayout::Int8Strip16 &&
-      (v.dtype != fb::DType::Int8 || !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize)))
-    return WriteResult::failure("quant layout Int8Strip16 needs an i8 weight with out % 16 == 0, "
-                                "in % 32 == 0 and a group size that is a multiple of 32");
-  if (v.quantLayout != fb::QuantLayout::Rows && v.quantLayout != fb::QuantLayout::Int4Strip16 &&
-      v.quantLayout != fb::QuantLayout::Int8Strip16)
+  if (v.quantLayout == fb::QuantLayout::Int4Strip16 ||
+      v.quantLayout == fb::QuantLayout::Int8Strip16) {
+    const bool i4 = v.quantLayout == fb::QuantLayout::Int4Strip16;
+    if (v.dtype != (i4 ? fb::DType::Int4 : fb::DType::Int8) ||
+        !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize))
+      return WriteResult::failure(std::string("quant layout ") +
+                                  (i4 ? "Int4Strip16 needs an i4" : "Int8Strip16 needs an i8") +
+                                  " weight with out % 16 == 0, in % 32 == 0 and a group size "
+                                  "that is a multiple of 32");
+  } else if (v.quantLayout != fb::QuantLayout::Rows) {
     return WriteResult::failure("unknown quant layout");
+  }
   if (v.scalesSegment < 0 || static_cast<size_t>(v.scalesSegment) >= numSegments)
     return WriteResult::failure("scales segment " + std::to_string(v.scalesSegment) +
                                 " out of range (" + std::to_string(numSegments) +

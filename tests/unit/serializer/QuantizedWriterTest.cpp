@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <initializer_list>
 #include <iterator>
 #include <string>
 #include <unistd.h>
@@ -107,6 +108,27 @@ TEST(QuantizedWriterTest, RoundTripsQuantizationFields) {
   EXPECT_EQ(x->quant_group_size(), 0);
 }
 
+/// A quantized weight the strip layout `layout` cannot describe.
+struct BadStrip {
+  fb::DType dtype;
+  int64_t out, in;
+  int32_t group;
+};
+
+/// Writing each `bad` weight with `layout` fails with "quant layout <name> needs".
+void expectStripLayoutRefused(fb::QuantLayout layout, const std::string &name,
+                              std::initializer_list<BadStrip> bad) {
+  for (const BadStrip &b : bad) {
+    std::vector<uint8_t> d(b.dtype == fb::DType::Int4 ? b.out * b.in / 2 : b.out * b.in, 1);
+    std::vector<uint8_t> sc(b.out * (b.in / b.group) * 2, 2);
+    ProgramWriter w;
+    addQuantized(w, b.dtype, b.out, b.in, b.group, d, sc, layout);
+    WriteResult r = w.writeToFile(tempPath("bad-strip.kiln"));
+    ASSERT_FALSE(r.ok()) << name << ": out " << b.out << " in " << b.in << " group " << b.group;
+    EXPECT_NE(r.error.find("quant layout " + name + " needs"), std::string::npos) << r.error;
+  }
+}
+
 TEST(QuantizedWriterTest, WritesTheInt4Strip16Layout) {
   // int4 [16, 64] group 32 in strips of 16 (docs/program-format.md): same sizes
   // as rows; the field survives the round trip; shapes it cannot describe fail.
@@ -122,20 +144,10 @@ TEST(QuantizedWriterTest, WritesTheInt4Strip16Layout) {
   EXPECT_EQ(view.program->methods()->Get(0)->values()->Get(1)->quant_layout(),
             fb::QuantLayout::Rows);
 
-  struct Bad {
-    fb::DType dtype;
-    int64_t out, in;
-    int32_t group;
-  } bad[] = {{fb::DType::Int4, 8, 64, 32}, {fb::DType::Int4, 16, 64, 16}, {fb::DType::Int8, 16, 64, 32}};
-  for (const Bad &b : bad) {
-    std::vector<uint8_t> d(b.dtype == fb::DType::Int4 ? b.out * b.in / 2 : b.out * b.in, 1);
-    std::vector<uint8_t> sc(b.out * (b.in / b.group) * 2, 2);
-    ProgramWriter w2;
-    addQuantized(w2, b.dtype, b.out, b.in, b.group, d, sc, fb::QuantLayout::Int4Strip16);
-    WriteResult r2 = w2.writeToFile(tempPath("bad-strip16.kiln"));
-    ASSERT_FALSE(r2.ok()) << "out " << b.out << " group " << b.group;
-    EXPECT_NE(r2.error.find("quant layout Int4Strip16 needs"), std::string::npos) << r2.error;
-  }
+  expectStripLayoutRefused(fb::QuantLayout::Int4Strip16, "Int4Strip16",
+                           {{fb::DType::Int4, 8, 64, 32},
+                            {fb::DType::Int4, 16, 64, 16},
+                            {fb::DType::Int8, 16, 64, 32}});
 }
 
 TEST(QuantizedWriterTest, WritesTheInt8Strip16Layout) {
@@ -150,20 +162,10 @@ TEST(QuantizedWriterTest, WritesTheInt8Strip16Layout) {
   EXPECT_EQ(view.program->methods()->Get(0)->values()->Get(0)->quant_layout(),
             fb::QuantLayout::Int8Strip16);
 
-  struct Bad {
-    fb::DType dtype;
-    int64_t out, in;
-    int32_t group;
-  } bad[] = {{fb::DType::Int8, 8, 64, 32}, {fb::DType::Int8, 16, 48, 48}, {fb::DType::Int4, 16, 64, 32}};
-  for (const Bad &b : bad) {
-    std::vector<uint8_t> d(b.dtype == fb::DType::Int4 ? b.out * b.in / 2 : b.out * b.in, 1);
-    std::vector<uint8_t> sc(b.out * (b.in / b.group) * 2, 2);
-    ProgramWriter w2;
-    addQuantized(w2, b.dtype, b.out, b.in, b.group, d, sc, fb::QuantLayout::Int8Strip16);
-    WriteResult r2 = w2.writeToFile(tempPath("bad-strip8.kiln"));
-    ASSERT_FALSE(r2.ok()) << "out " << b.out << " in " << b.in << " group " << b.group;
-    EXPECT_NE(r2.error.find("quant layout Int8Strip16 needs"), std::string::npos) << r2.error;
-  }
+  expectStripLayoutRefused(fb::QuantLayout::Int8Strip16, "Int8Strip16",
+                           {{fb::DType::Int8, 8, 64, 32},
+                            {fb::DType::Int8, 16, 48, 48},
+                            {fb::DType::Int4, 16, 64, 32}});
 }
 
 TEST(QuantizedWriterTest, RejectsInconsistentQuantizedConstants) {
