@@ -82,10 +82,10 @@ struct MethodPlan {
 namespace {
 /// KernelCall::weightReadAgain for every `linear` whose weight (a constant: same
 /// data) a later linear of the method reads too. Decode streams each weight
-/// once per token, so by default the kernels prefetch weights non-temporally
-/// and keep the caches for the KV cache and activations; the shared blocks of
-/// MobileLLM-LS run twice in a row and their first run must leave the weights
-/// in cache for the second.
+/// once per token, so on AMD CPUs the int4 kernels prefetch weights
+/// non-temporally and keep the caches for the KV cache and activations; the
+/// shared blocks of MobileLLM-LS run twice in a row and their first run must
+/// leave the weights in cache for the second.
 void markWeightsReadAgain(MethodPlan &plan) {
   std::unordered_set<const void *> later;
   for (auto it = plan.instrs.rbegin(); it != plan.instrs.rend(); ++it) {

@@ -39,7 +39,8 @@ struct LinearArgs {
   /// (core/QuantLayout.h) instead of rows. Only `linear` / `gemm` read it (not linearRange).
   bool strip16 = false;
   /// A later call reads this weight again: prefetch it into the caches (T0 /
-  /// T1) instead of non-temporally (quantized GEMV only; KernelCall::weightReadAgain).
+  /// T1) instead of non-temporally where that is used (int4 on AMD CPUs;
+  /// quantized GEMV only; KernelCall::weightReadAgain).
   bool weightReadAgain = false;
   const float *bias = nullptr;  // [out] or null
   float *y = nullptr;

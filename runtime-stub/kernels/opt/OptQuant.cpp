@@ -44,6 +44,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cpuid.h>
 #include <cstring>
 #include <initializer_list>
 #include <vector>
@@ -928,14 +929,34 @@ bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *cor
 // L2 or further ahead was slower). int8: 8 KB ahead into L2 (one 125M layer from
 // DRAM, 2 threads, best of 20: 18.5-19.7 GB/s at 2 KB into L1, 26.5-27.4 at 4 KB
 // into L2, 28-29 at 8 KB, no better at 16 KB), docs/runtime-kernels.md.
-// int4 weights that no later call reads again (LinearArgs::weightReadAgain
-// false: every weight of a plain decode step) are prefetched with the NTA hint
-// so they pass the caches by (docs/runtime-kernels.md "Weights in cache").
 // Int8Strip16: 4 KB ahead into L2 (125M int8 decode, 2 threads, best of 8
 // alternating runs: 297.6 / 299.3 / 247.3 t/s at 2 / 4 / 8 KB; 277.2 with T0 at 4 KB).
+// int4 weights that no later call reads again (LinearArgs::weightReadAgain
+// false: every weight of a plain decode step) are prefetched with the NTA hint
+// on AMD only (useNonTemporalStreams; docs/runtime-kernels.md "Weights in
+// cache"): on Zen 4 it measured +2.5-10 % (125M int4 decode), on an Intel Xeon
+// with AMX (Sapphire Rapids class, 2 MB L2 per core) 2.7x slower (173 vs 477
+// t/s, alternating best of 3; the strip micro-benchmark streams 8-36 GB/s with
+// NTA vs 15-58 GB/s with T0 in every working set). Elsewhere: T0.
 constexpr int64_t kPrefetchBytesInt4 = 2048;
 constexpr int64_t kPrefetchBytesInt8 = 8192;
 constexpr int64_t kPrefetchBytesInt8Strip = 4096;
+
+// True on CPUs where streaming int4 weights with the NTA prefetch hint was
+// measured faster (AMD); checked once (CPUID vendor string).
+bool useNonTemporalStreams() {
+  static const bool amd = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+      return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::strcmp(vendor, "AuthenticAMD") == 0;
+  }();
+  return amd;
+}
 
 struct Buffers {
   std::vector<int8_t> xq, tmp;
@@ -1000,7 +1021,7 @@ bool quantLinearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool) 
     p.rowBytes = i4 ? a.in / 2 : a.in;
     p.groupsPerRow = a.in / as[i]->group;
     p.prefetch = i4 ? kPrefetchBytesInt4 : a.strip16 ? kPrefetchBytesInt8Strip : kPrefetchBytesInt8;
-    p.nta = !as[i]->weightReadAgain;
+    p.nta = useNonTemporalStreams() && !as[i]->weightReadAgain;
     // Work units: strips of 16 output channels (strip layouts) or channels.
     units[i] = a.strip16 ? as[i]->out / strip16::kChannels : as[i]->out;
     total += units[i];
