@@ -1,6 +1,8 @@
 """benchmarks/run.py smoke test: one --quick run on the tiny MobileLLM config, then every
-figure of the JSON is checked for presence and sanity (positive, fractions in (0, 1.5)).
-Speed is never gated here: the machine is shared. About 20 s."""
+figure of the JSON is checked for presence and sanity (positive; the roofline fraction is
+decode speed / the roofline at Kiln's thread count). Speed is never gated here: the machine
+is shared, and the tiny model's weights sit in cache, so its roofline fraction (a DRAM
+roofline) may be far above 1. About 20 s."""
 import json
 import math
 import os
@@ -15,11 +17,6 @@ RUN = os.path.join(harness.SOURCE_DIR, "benchmarks", "run.py")
 def positive(value, what):
     assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, \
         f"{what} should be a positive number, got {value!r}"
-
-
-def fraction(value, what):
-    positive(value, what)
-    assert value < 1.5, f"{what} should be a fraction in (0, 1.5), got {value!r}"
 
 
 def run_bench(tmp_path, *extra):
@@ -55,7 +52,12 @@ def test_quick_tiny_run_writes_every_figure(tmp_path):
             positive(r[key], f"kiln {fmt} {key}")
         for t in ("1", "2"):
             positive(r["roofline_tps"][t], f"kiln {fmt} roofline_tps[{t}]")
-        fraction(r["roofline_fraction"], f"kiln {fmt} roofline_fraction")
+        positive(r["roofline_fraction"], f"kiln {fmt} roofline_fraction")
+        t = "2" if res["kiln_options"]["threads"] >= 2 else "1"
+        expected = r["decode_tps"] / r["roofline_tps"][t]
+        assert math.isclose(r["roofline_fraction"], expected, rel_tol=1e-9), \
+            f"kiln {fmt} roofline_fraction {r['roofline_fraction']} != decode_tps / " \
+            f"roofline_tps[{t}] = {expected}"
         assert r["constant_bytes"] < r["program_bytes"]
         # Tiny config: 2 layers x (k, v) x 2 kv heads x 256 positions x head_dim 16 x 4 bytes.
         assert r["kv_cache_bytes"] == 2 * 2 * 2 * 256 * 16 * 4, r["kv_cache_bytes"]
