@@ -9,7 +9,7 @@
 // alternate between plain loads and loads with a software prefetch 4 KB ahead
 // (as Kiln's weight-streaming kernels do): on some machines the hardware
 // prefetchers alone leave bandwidth unused (an Intel Xeon with AMX read 14.5
-// GB/s on 2 threads without, 23-24 GB/s with). The best sweep of either kind
+// GB/s on 2 threads without, 24-27.5 GB/s with). The best sweep of either kind
 // is printed as one line: `bandwidth_gbs <GB/s>` (GB = 1e9 bytes); stderr says
 // which kind it was.
 #include <algorithm>

@@ -65,7 +65,8 @@ struct KernelCall {
   /// `linear` only, set at load (core/Program.cpp): a later linear of the same
   /// method reads this call's weight again (MobileLLM-LS runs each block twice),
   /// so the kernel keeps it in cache; otherwise, on AMD CPUs, int4 weights
-  /// stream past the caches (NTA prefetch) (docs/runtime-kernels.md "Weights in cache").
+  /// stream past the caches with the NTA prefetch hint (docs/runtime-kernels.md
+  /// "Weights in cache").
   bool weightReadAgain = false;
 
   const Tensor *input(int i) const { return i < nIn ? in[i] : nullptr; }
