@@ -63,6 +63,46 @@ def spawn_measured(cmd, work, timeout=1800):
     return proc.stdout, proc.stderr, wall, int(text[-1]) * 1024  # %M is in KiB
 
 
+# ---------------------------------------------------------------------- host
+def cpu_description():
+    """The CPU model, vendor and caches (lscpu-style, from /proc/cpuinfo and sysfs):
+    figures differ a lot between machines (docs/runtime-kernels.md), so the JSON says
+    which one measured them. Missing files give empty fields, never an error."""
+    info = {"model": "", "vendor": "", "simd": [], "caches": {}}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name" and not info["model"]:
+                    info["model"] = value
+                elif key == "vendor_id" and not info["vendor"]:
+                    info["vendor"] = value
+                elif key == "flags" and not info["simd"]:
+                    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+                    info["simd"] = [x for x in wanted if x in value.split()]
+    except OSError:
+        pass
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in sorted(os.listdir(base)):
+            d = os.path.join(base, entry)
+            try:
+                with open(os.path.join(d, "level")) as f:
+                    level = f.read().strip()
+                with open(os.path.join(d, "type")) as f:
+                    kind = f.read().strip()
+                with open(os.path.join(d, "size")) as f:
+                    size = f.read().strip()
+            except OSError:
+                continue
+            if kind != "Instruction":
+                info["caches"][f"L{level}"] = size
+    except OSError:
+        pass
+    return info
+
+
 # ---------------------------------------------------------------------- bandwidth
 
 def bandwidth_binary(build_dir, work):
@@ -354,6 +394,7 @@ def main(argv=None):
 
     result = {"date": datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
               "host": {"machine": platform.machine(), "cpus": os.cpu_count(),
+                       "cpu": cpu_description(),
                        "load_average": list(os.getloadavg())},
               "settings": {"config": a.config, "models": models, "prompt_len": a.prompt_len,
                            "decode_tokens": decode_tokens, "repeats": repeats,
@@ -460,6 +501,11 @@ def print_table(res):
     mb = 1e6
     bw = res["bandwidth_gbs"]
     o = res["kiln_options"]
+    cpu = res["host"].get("cpu", {})
+    if cpu.get("model"):
+        caches = ", ".join(f"{k} {v}" for k, v in cpu.get("caches", {}).items())
+        print(f"cpu: {cpu['model']} ({', '.join(cpu.get('simd', [])) or 'no AVX2'}; "
+              f"caches of cpu0: {caches or 'unknown'})")
     print(f"memory bandwidth: {bw['1']:.1f} GB/s (1 thread), {bw['2']:.1f} GB/s (2 threads); "
           f"kiln generate options: threads={o['threads'] or 'n/a (single-threaded)'}, "
           f"kernels={o['kernels'] or 'n/a'}; load average {res['host']['load_average'][0]:.2f} "

@@ -42,6 +42,10 @@ def test_quick_tiny_run_writes_every_figure(tmp_path):
     positive(res["runtime_stripped_bytes"], "runtime_stripped_bytes")
     assert res["runtime_stripped_bytes"] <= res["runtime_unstripped_bytes"]
     assert set(res["kiln_options"]) == {"threads", "kernels"}
+    # Which CPU measured the figures (they differ a lot between machines).
+    cpu = res["host"]["cpu"]
+    assert set(cpu) == {"model", "vendor", "simd", "caches"}, cpu
+    assert isinstance(cpu["model"], str) and isinstance(cpu["caches"], dict), cpu
 
     entry = res["models"]["125M"]
     assert set(entry["kiln"]) == {"fp32", "int8", "int4"}
