@@ -933,7 +933,7 @@ bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *cor
 // alternating runs: 297.6 / 299.3 / 247.3 t/s at 2 / 4 / 8 KB; 277.2 with T0 at 4 KB).
 // int4 weights that no later call reads again (LinearArgs::weightReadAgain
 // false: every weight of a plain decode step) are prefetched with the NTA hint
-// on AMD only (useNonTemporalStreams; docs/runtime-kernels.md "Weights in
+// on AMD only (quantStreamsNonTemporal; docs/runtime-kernels.md "Weights in
 // cache"): on Zen 4 it measured +2.5-10 % (125M int4 decode), on an Intel Xeon
 // with AMX (Sapphire Rapids class, 2 MB L2 per core) 2.7x slower (173 vs 477
 // t/s, alternating best of 3; the strip micro-benchmark streams 8-36 GB/s with
@@ -941,22 +941,6 @@ bool prepare(const LinearArgs &a, int64_t W, int8_t *xq, float *xs, int32_t *cor
 constexpr int64_t kPrefetchBytesInt4 = 2048;
 constexpr int64_t kPrefetchBytesInt8 = 8192;
 constexpr int64_t kPrefetchBytesInt8Strip = 4096;
-
-// True on CPUs where streaming int4 weights with the NTA prefetch hint was
-// measured faster (AMD); checked once (CPUID vendor string).
-bool useNonTemporalStreams() {
-  static const bool amd = [] {
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
-      return false;
-    char vendor[13] = {};
-    std::memcpy(vendor, &ebx, 4);
-    std::memcpy(vendor + 4, &edx, 4);
-    std::memcpy(vendor + 8, &ecx, 4);
-    return std::strcmp(vendor, "AuthenticAMD") == 0;
-  }();
-  return amd;
-}
 
 struct Buffers {
   std::vector<int8_t> xq, tmp;
@@ -1021,7 +1005,7 @@ bool quantLinearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool) 
     p.rowBytes = i4 ? a.in / 2 : a.in;
     p.groupsPerRow = a.in / as[i]->group;
     p.prefetch = i4 ? kPrefetchBytesInt4 : a.strip16 ? kPrefetchBytesInt8Strip : kPrefetchBytesInt8;
-    p.nta = useNonTemporalStreams() && !as[i]->weightReadAgain;
+    p.nta = quantStreamsNonTemporal() && !as[i]->weightReadAgain;
     // Work units: strips of 16 output channels (strip layouts) or channels.
     units[i] = a.strip16 ? as[i]->out / strip16::kChannels : as[i]->out;
     total += units[i];
@@ -1055,6 +1039,20 @@ bool quantLinear(const LinearArgs &a, ThreadPool *pool) {
 }
 
 const char *quantTargetName() { return HWY_DYNAMIC_DISPATCH(QuantTargetNameImpl)(); }
+
+bool quantStreamsNonTemporal() {
+  static const bool amd = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx))
+      return false;
+    char vendor[13] = {};
+    std::memcpy(vendor, &ebx, 4);
+    std::memcpy(vendor + 4, &edx, 4);
+    std::memcpy(vendor + 8, &ecx, 4);
+    return std::strcmp(vendor, "AuthenticAMD") == 0;
+  }();
+  return amd;
+}
 
 } // namespace opt
 } // namespace rt

@@ -56,6 +56,12 @@ bool quantLinearGroup(const LinearArgs *const *as, int64_t n, ThreadPool *pool);
 /// Name of the SIMD target quantLinear's dispatcher picks now.
 const char *quantTargetName();
 
+/// Whether this CPU streams int4 weights that no later call reads again
+/// (LinearArgs::weightReadAgain false) with the NTA prefetch hint instead of
+/// T0: AMD only (measured faster there, much slower on an Intel Xeon;
+/// docs/runtime-kernels.md "Weights in cache"). Checked once (CPUID vendor).
+bool quantStreamsNonTemporal();
+
 } // namespace opt
 } // namespace rt
 } // namespace kiln

@@ -857,7 +857,9 @@ TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
 // --gtest_filter='*BenchmarkStripWorkingSet*'): 1 thread, int4 Int4Strip16 GEMV
 // 576x1536 group 32 (f16 scales) cycling over n distinct copies, so that the
 // weights come from L1/L2 (n = 1), L2/L3 (2-8: 0.5-4 MB) or DRAM (256: 127 MB);
-// prints weight GB/s and G multiply-adds/s, with the T0 and the NTA prefetch.
+// prints weight GB/s and G multiply-adds/s for a weight read again (T0
+// prefetch) and one read once (NTA prefetch on AMD, T0 elsewhere:
+// opt::quantStreamsNonTemporal).
 TEST_F(OptLinear, DISABLED_BenchmarkStripWorkingSet) {
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -893,7 +895,7 @@ TEST_F(OptLinear, DISABLED_BenchmarkStripWorkingSet) {
         best = std::min(best, (pool ? wall.count() : kiln::test::threadCpuSeconds() - c0) / reps);
       }
       std::printf("  %d thr %3d copies (%7.2f MB) %s: %7.2f us %6.2f GB/s %6.1f GMAC/s\n",
-                  pool ? 2 : 1, copies, copies * bytes / 1e6, readAgain ? "T0 " : "NTA",
+                  pool ? 2 : 1, copies, copies * bytes / 1e6, readAgain ? "again T0 " : opt::quantStreamsNonTemporal() ? "once NTA " : "once T0  ",
                   best * 1e6, bytes / best / 1e9, out * in / best / 1e9);
     }
   }
