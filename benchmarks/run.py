@@ -64,6 +64,11 @@ def spawn_measured(cmd, work, timeout=1800):
 
 
 # ---------------------------------------------------------------------- host
+def read_text(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
 def cpu_description():
     """The CPU model, vendor and caches (lscpu-style, from /proc/cpuinfo and sysfs):
     figures differ a lot between machines (docs/runtime-kernels.md), so the JSON says
@@ -86,14 +91,9 @@ def cpu_description():
     base = "/sys/devices/system/cpu/cpu0/cache"
     try:
         for entry in sorted(os.listdir(base)):
-            d = os.path.join(base, entry)
             try:
-                with open(os.path.join(d, "level")) as f:
-                    level = f.read().strip()
-                with open(os.path.join(d, "type")) as f:
-                    kind = f.read().strip()
-                with open(os.path.join(d, "size")) as f:
-                    size = f.read().strip()
+                level, kind, size = (read_text(os.path.join(base, entry, name))
+                                     for name in ("level", "type", "size"))
             except OSError:
                 continue
             if kind != "Instruction":

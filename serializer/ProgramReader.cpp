@@ -228,14 +228,12 @@ bool checkQuantizedConstant(const ProgramView &view, const fb::Value *v,
                            strs(v->scales_segment()) + " has " + str(scalesSize));
   if (v->quant_layout() == fb::QuantLayout::Int4Strip16 ||
       v->quant_layout() == fb::QuantLayout::Int8Strip16) {
-    const bool i4 = v->quant_layout() == fb::QuantLayout::Int4Strip16;
-    if (v->dtype() != (i4 ? fb::DType::Int4 : fb::DType::Int8) || !strip16::applies(out, in, group))
-      return fail(error, where + "quant_layout " +
-                             (i4 ? "Int4Strip16 needs an i4" : "Int8Strip16 needs an i8") +
-                             " [out, in] weight with out % 16 == 0, in % 32 == 0 and a group "
-                             "size that is a multiple of 32 (got " +
-                                 dtypeShortName(v->dtype()) + " [" + strs(out) + ", " + strs(in) +
-                                 "], group " + strs(group) + ")");
+    if (const char *problem = strip16::layoutProblem(
+            (int)v->quant_layout(), v->dtype() == fb::DType::Int4, v->dtype() == fb::DType::Int8,
+            out, in, group))
+      return fail(error, where + "quant_layout " + problem + " (got " +
+                             dtypeShortName(v->dtype()) + " [" + strs(out) + ", " + strs(in) +
+                             "], group " + strs(group) + ")");
   } else if (v->quant_layout() != fb::QuantLayout::Rows) {
     return fail(error, where + "quant_layout " + strs((int)v->quant_layout()) +
                            " is not a known layout");

@@ -216,13 +216,10 @@ WriteResult validateQuantizedConstant(const ValueSpec &v, size_t numSegments) {
     return WriteResult::failure("quantization scales must be f16 or f32");
   if (v.quantLayout == fb::QuantLayout::Int4Strip16 ||
       v.quantLayout == fb::QuantLayout::Int8Strip16) {
-    const bool i4 = v.quantLayout == fb::QuantLayout::Int4Strip16;
-    if (v.dtype != (i4 ? fb::DType::Int4 : fb::DType::Int8) ||
-        !strip16::applies(v.shape[0], v.shape[1], v.quantGroupSize))
-      return WriteResult::failure(std::string("quant layout ") +
-                                  (i4 ? "Int4Strip16 needs an i4" : "Int8Strip16 needs an i8") +
-                                  " weight with out % 16 == 0, in % 32 == 0 and a group size "
-                                  "that is a multiple of 32");
+    if (const char *problem = strip16::layoutProblem(
+            (int)v.quantLayout, v.dtype == fb::DType::Int4, v.dtype == fb::DType::Int8,
+            v.shape[0], v.shape[1], v.quantGroupSize))
+      return WriteResult::failure(std::string("quant layout ") + problem);
   } else if (v.quantLayout != fb::QuantLayout::Rows) {
     return WriteResult::failure("unknown quant layout");
   }

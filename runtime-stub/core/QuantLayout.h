@@ -43,6 +43,21 @@ inline bool applies(int64_t out, int64_t in, int64_t group) {
          group % kBlockCols == 0 && in % group == 0;
 }
 
+/// Why a weight cannot be stored in `layout` (a QuantLayout value: 1
+/// Int4Strip16, 2 Int8Strip16), or nullptr when it can or the layout is not a
+/// strip layout. `int4` / `int8` give the weight's dtype. The program writer
+/// and reader both check a strip layout with it, so the two agree.
+inline const char *layoutProblem(int layout, bool int4, bool int8, int64_t out, int64_t in,
+                                 int64_t group) {
+  if (layout == static_cast<int>(QuantLayout::Int4Strip16) && !(int4 && applies(out, in, group)))
+    return "Int4Strip16 needs an i4 [out, in] weight with out % 16 == 0, in % 32 == 0 and a "
+           "group size that is a multiple of 32";
+  if (layout == static_cast<int>(QuantLayout::Int8Strip16) && !(int8 && applies(out, in, group)))
+    return "Int8Strip16 needs an i8 [out, in] weight with out % 16 == 0, in % 32 == 0 and a "
+           "group size that is a multiple of 32";
+  return nullptr;
+}
+
 /// Byte holding element (o, c) and whether it is the high nibble.
 inline int64_t byteOffset(int64_t in, int64_t o, int64_t c, bool *high) {
   const int64_t s = o / kChannels, l = o % kChannels, b = c / kBlockCols;

@@ -853,8 +853,31 @@ TEST(QuantLayout, Strip16PackingKeepsEveryValueAndScale) {
   EXPECT_FALSE(strip16::applies(48, 96, 64));  // group does not divide in
 }
 
+TEST(QuantLayout, LayoutProblemNamesTheLayoutAndAcceptsOnlyItsDtype) {
+  // The writer and the reader both reject strip layouts through layoutProblem.
+  const int i4 = static_cast<int>(QuantLayout::Int4Strip16), i8 = static_cast<int>(QuantLayout::Int8Strip16);
+  EXPECT_EQ(strip16::layoutProblem(i4, true, false, 1536, 576, 32), nullptr);
+  EXPECT_EQ(strip16::layoutProblem(i8, false, true, 576, 1536, 1536), nullptr); // one scale per row
+  EXPECT_EQ(strip16::layoutProblem(static_cast<int>(QuantLayout::Rows), true, false, 7, 9, 3), nullptr);
+  const struct {
+    int layout;
+    bool int4, int8;
+    int64_t out, in, group;
+    const char *name;
+  } bad[] = {{i4, false, true, 1536, 576, 32, "Int4Strip16 needs an i4"},  // int8 weight
+             {i8, true, false, 1536, 576, 32, "Int8Strip16 needs an i8"},  // int4 weight
+             {i4, true, false, 40, 576, 32, "Int4Strip16 needs an i4"},    // out % 16
+             {i8, false, true, 48, 80, 16, "Int8Strip16 needs an i8"},     // group % 32
+             {i4, true, false, 48, 96, 64, "Int4Strip16 needs an i4"}};    // group does not divide in
+  for (const auto &b : bad) {
+    const char *problem = strip16::layoutProblem(b.layout, b.int4, b.int8, b.out, b.in, b.group);
+    ASSERT_NE(problem, nullptr) << b.name << " [" << b.out << ", " << b.in << "] group " << b.group;
+    EXPECT_EQ(std::string(problem).rfind(b.name, 0), 0u) << problem;
+  }
+}
+
 // Working-set sweep (run with --gtest_also_run_disabled_tests
-// --gtest_filter='*BenchmarkStripWorkingSet*'): 1 thread, int4 Int4Strip16 GEMV
+// --gtest_filter='*BenchmarkStripWorkingSet*'): 1 and 2 threads, int4 Int4Strip16 GEMV
 // 576x1536 group 32 (f16 scales) cycling over n distinct copies, so that the
 // weights come from L1/L2 (n = 1), L2/L3 (2-8: 0.5-4 MB) or DRAM (256: 127 MB);
 // prints weight GB/s and G multiply-adds/s for a weight read again (T0
@@ -873,30 +896,31 @@ TEST_F(OptLinear, DISABLED_BenchmarkStripWorkingSet) {
   std::printf("quantized GEMV target %s, int4 strips %lldx%lld (%.2f MB per copy)\n",
               opt::quantTargetName(), (long long)out, (long long)in, bytes / 1e6);
   rt::ThreadPool pool2(2);
-  for (rt::ThreadPool *pool : {static_cast<rt::ThreadPool *>(nullptr), &pool2})
-  for (int copies : {1, 2, 3, 4, 8, 256}) {
-    std::vector<std::vector<uint8_t>> ws(static_cast<size_t>(copies), w0.packedBytes);
-    std::vector<std::vector<uint8_t>> ss(static_cast<size_t>(copies), w0.packedScales);
-    for (bool readAgain : {true, false}) {
-      double best = 1e9;
-      for (int trial = 0; trial < 5; ++trial) {
-        const int reps = std::max(copies * 4, 400);
-        const double c0 = kiln::test::threadCpuSeconds();
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < reps; ++i) {
-          opt::LinearArgs a = argsFor(w0, x, 1, nullptr, &y);
-          a.w = ws[static_cast<size_t>(i % copies)].data();
-          a.scales = ss[static_cast<size_t>(i % copies)].data();
-          a.weightReadAgain = readAgain;
-          opt::quantLinear(a, pool);
+  for (rt::ThreadPool *pool : {static_cast<rt::ThreadPool *>(nullptr), &pool2}) {
+    for (int copies : {1, 2, 3, 4, 8, 256}) {
+      std::vector<std::vector<uint8_t>> ws(static_cast<size_t>(copies), w0.packedBytes);
+      std::vector<std::vector<uint8_t>> ss(static_cast<size_t>(copies), w0.packedScales);
+      for (bool readAgain : {true, false}) {
+        double best = 1e9;
+        for (int trial = 0; trial < 5; ++trial) {
+          const int reps = std::max(copies * 4, 400);
+          const double c0 = kiln::test::threadCpuSeconds();
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < reps; ++i) {
+            opt::LinearArgs a = argsFor(w0, x, 1, nullptr, &y);
+            a.w = ws[static_cast<size_t>(i % copies)].data();
+            a.scales = ss[static_cast<size_t>(i % copies)].data();
+            a.weightReadAgain = readAgain;
+            opt::quantLinear(a, pool);
+          }
+          // 1 thread: this thread's CPU time; 2 threads: wall time.
+          const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
+          best = std::min(best, (pool ? wall.count() : kiln::test::threadCpuSeconds() - c0) / reps);
         }
-        // 1 thread: this thread's CPU time; 2 threads: wall time.
-        const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - t0;
-        best = std::min(best, (pool ? wall.count() : kiln::test::threadCpuSeconds() - c0) / reps);
+        std::printf("  %d thr %3d copies (%7.2f MB) %s: %7.2f us %6.2f GB/s %6.1f GMAC/s\n",
+                    pool ? 2 : 1, copies, copies * bytes / 1e6, readAgain ? "again T0 " : opt::quantStreamsNonTemporal() ? "once NTA " : "once T0  ",
+                    best * 1e6, bytes / best / 1e9, out * in / best / 1e9);
       }
-      std::printf("  %d thr %3d copies (%7.2f MB) %s: %7.2f us %6.2f GB/s %6.1f GMAC/s\n",
-                  pool ? 2 : 1, copies, copies * bytes / 1e6, readAgain ? "again T0 " : opt::quantStreamsNonTemporal() ? "once NTA " : "once T0  ",
-                  best * 1e6, bytes / best / 1e9, out * in / best / 1e9);
     }
   }
 }
