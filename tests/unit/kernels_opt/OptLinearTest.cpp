@@ -930,7 +930,9 @@ TEST_F(OptLinear, DISABLED_BenchmarkStripWorkingSet) {
 // 125M block (q/k/v and gate/up grouped, as the runtime runs them) on 2
 // threads, each block run twice in a row (the second run's x is the first's
 // output, as in LS) over 30 distinct blocks (71 MB: the first runs stream from
-// DRAM); prints the time of the first and of the second runs per block.
+// DRAM, or from an L3 as large as the Xeon's); prints the time of the first
+// and of the second runs per block, then each GEMV of one block run back to
+// back on 1 and 2 threads (the floor of a second run).
 TEST_F(OptLinear, DISABLED_BenchmarkRepeatedBlock) {
   std::mt19937 rng(18);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -1001,6 +1003,36 @@ TEST_F(OptLinear, DISABLED_BenchmarkRepeatedBlock) {
               3538944 / best2 / 1e9);
   }
   EXPECT_TRUE(std::isfinite(kvSink));
+  // The floor of a second run: block 0 run back to back 200 times (its
+  // weights as hot as they get: 1.9 MB, ~1 MB per core on 2 threads), each
+  // GEMV call timed, best of the 200, on 1 and on 2 threads.
+  for (int threads : {1, 2}) {
+    rt::ThreadPool hotPool(threads);
+    double best[5] = {1e9, 1e9, 1e9, 1e9, 1e9}; // q/k/v, o, gate/up, down, block
+    for (int rep = 0; rep < 200; ++rep) {
+      std::vector<opt::LinearArgs> a;
+      for (int i = 0; i < 7; ++i)
+        a.push_back(argsFor(ws[0][static_cast<size_t>(i)], x, 1, nullptr, &ys[static_cast<size_t>(i)]));
+      const opt::LinearArgs *qkv[3] = {&a[0], &a[1], &a[2]}, *gu[2] = {&a[4], &a[5]};
+      std::chrono::steady_clock::time_point t[5];
+      t[0] = std::chrono::steady_clock::now();
+      opt::linearGroup(qkv, 3, &hotPool);
+      t[1] = std::chrono::steady_clock::now();
+      opt::linear(a[3], &hotPool);
+      t[2] = std::chrono::steady_clock::now();
+      opt::linearGroup(gu, 2, &hotPool);
+      t[3] = std::chrono::steady_clock::now();
+      opt::linear(a[6], &hotPool);
+      t[4] = std::chrono::steady_clock::now();
+      for (int k = 0; k < 4; ++k)
+        best[k] = std::min(best[k], std::chrono::duration<double>(t[k + 1] - t[k]).count());
+      best[4] = std::min(best[4], std::chrono::duration<double>(t[4] - t[0]).count());
+    }
+    std::printf("int4 strips, one 125M block run back to back, %d thread(s), best of 200 (us):\n"
+                "  q/k/v %.2f, o %.2f, gate/up %.2f, down %.2f; block %.2f (%.1f G multiply-adds/s)\n",
+                threads, best[0] * 1e6, best[1] * 1e6, best[2] * 1e6, best[3] * 1e6, best[4] * 1e6,
+                3538944 / best[4] / 1e9);
+  }
 }
 
 // Cold-cache GEMV micro-benchmark (run with --gtest_also_run_disabled_tests
