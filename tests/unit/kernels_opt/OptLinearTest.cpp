@@ -957,73 +957,75 @@ TEST_F(OptLinear, DISABLED_BenchmarkRepeatedBlock) {
   bool readKv = false;
   float kvSink = 0.0f;
   double kvSeconds = 0.0;
-  auto runBlock = [&](int b, bool readAgain) {
+  // Runs block b's GEMVs on `p`; with `stamps`, takes the time before, between
+  // and after its four calls (q/k/v, o, gate/up, down).
+  using Clock = std::chrono::steady_clock;
+  auto runBlock = [&](int b, bool readAgain, rt::ThreadPool *p, Clock::time_point *stamps) {
     std::vector<opt::LinearArgs> a;
     for (int i = 0; i < 7; ++i) {
       a.push_back(argsFor(ws[b][static_cast<size_t>(i)], x, 1, nullptr, &ys[static_cast<size_t>(i)]));
       a.back().weightReadAgain = readAgain;
     }
     const opt::LinearArgs *qkv[3] = {&a[0], &a[1], &a[2]}, *gu[2] = {&a[4], &a[5]};
-    opt::linearGroup(qkv, 3, &pool);
+    auto stamp = [&](int k) {
+      if (stamps)
+        stamps[k] = Clock::now();
+    };
+    stamp(0);
+    opt::linearGroup(qkv, 3, p);
+    stamp(1);
     if (readKv) { // timed apart: only the GEMVs count
-      const auto k0 = std::chrono::steady_clock::now();
+      const auto k0 = Clock::now();
       const std::vector<float> &kvb = kvs[static_cast<size_t>(2 * b + (readAgain ? 0 : 1))];
       float acc = 0.0f;
       for (size_t i = 0; i < kvFloats; i += 16)
         acc += kvb[i];
       kvSink += acc;
-      kvSeconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - k0).count();
+      kvSeconds += std::chrono::duration<double>(Clock::now() - k0).count();
     }
-    opt::linear(a[3], &pool);
-    opt::linearGroup(gu, 2, &pool);
-    opt::linear(a[6], &pool);
+    opt::linear(a[3], p);
+    stamp(2);
+    opt::linearGroup(gu, 2, p);
+    stamp(3);
+    opt::linear(a[6], p);
+    stamp(4);
   };
   for (bool kv : {false, true}) {
-  readKv = kv;
-  double best1 = 1e9, best2 = 1e9;
-  for (int trial = 0; trial < 8; ++trial) {
-    double t1 = 0, t2 = 0;
-    for (int b = 0; b < blocks; ++b) {
-      kvSeconds = 0.0;
-      auto t0 = std::chrono::steady_clock::now();
-      runBlock(b, true);
-      const double kv1 = kvSeconds;
-      auto tm = std::chrono::steady_clock::now();
-      runBlock(b, false);
-      auto te = std::chrono::steady_clock::now();
-      t1 += std::chrono::duration<double>(tm - t0).count() - kv1;
-      t2 += std::chrono::duration<double>(te - tm).count() - (kvSeconds - kv1);
+    readKv = kv;
+    double best1 = 1e9, best2 = 1e9;
+    for (int trial = 0; trial < 8; ++trial) {
+      double t1 = 0, t2 = 0;
+      for (int b = 0; b < blocks; ++b) {
+        kvSeconds = 0.0;
+        auto t0 = Clock::now();
+        runBlock(b, true, &pool, nullptr);
+        const double kv1 = kvSeconds;
+        auto tm = Clock::now();
+        runBlock(b, false, &pool, nullptr);
+        auto te = Clock::now();
+        t1 += std::chrono::duration<double>(tm - t0).count() - kv1;
+        t2 += std::chrono::duration<double>(te - tm).count() - (kvSeconds - kv1);
+      }
+      best1 = std::min(best1, t1 / blocks);
+      best2 = std::min(best2, t2 / blocks);
     }
-    best1 = std::min(best1, t1 / blocks);
-    best2 = std::min(best2, t2 / blocks);
-  }
-  std::printf("int4 strips, 125M block GEMVs, 2 threads, best of 8 sweeps over %d blocks%s:\n"
-              "  first run %7.2f us per block, second run %7.2f us (%.1f G multiply-adds/s)\n",
-              blocks, kv ? ", a 245 KB KV read after q/k/v" : "", best1 * 1e6, best2 * 1e6,
-              3538944 / best2 / 1e9);
+    std::printf("int4 strips, 125M block GEMVs, 2 threads, best of 8 sweeps over %d blocks%s:\n"
+                "  first run %7.2f us per block, second run %7.2f us (%.1f G multiply-adds/s)\n",
+                blocks, kv ? ", a 245 KB KV read after q/k/v" : "", best1 * 1e6, best2 * 1e6,
+                3538944 / best2 / 1e9);
   }
   EXPECT_TRUE(std::isfinite(kvSink));
   // The floor of a second run: block 0 run back to back 200 times (its
-  // weights as hot as they get: 1.9 MB, ~1 MB per core on 2 threads), each
-  // GEMV call timed, best of the 200, on 1 and on 2 threads.
+  // weights as hot as they get: 1.9 MB, ~1 MB per core on 2 threads; each run
+  // reads them again, as an LS first run does), no KV read, each GEMV call
+  // timed, best of the 200, on 1 and on 2 threads.
+  readKv = false;
   for (int threads : {1, 2}) {
     rt::ThreadPool hotPool(threads);
     double best[5] = {1e9, 1e9, 1e9, 1e9, 1e9}; // q/k/v, o, gate/up, down, block
     for (int rep = 0; rep < 200; ++rep) {
-      std::vector<opt::LinearArgs> a;
-      for (int i = 0; i < 7; ++i)
-        a.push_back(argsFor(ws[0][static_cast<size_t>(i)], x, 1, nullptr, &ys[static_cast<size_t>(i)]));
-      const opt::LinearArgs *qkv[3] = {&a[0], &a[1], &a[2]}, *gu[2] = {&a[4], &a[5]};
-      std::chrono::steady_clock::time_point t[5];
-      t[0] = std::chrono::steady_clock::now();
-      opt::linearGroup(qkv, 3, &hotPool);
-      t[1] = std::chrono::steady_clock::now();
-      opt::linear(a[3], &hotPool);
-      t[2] = std::chrono::steady_clock::now();
-      opt::linearGroup(gu, 2, &hotPool);
-      t[3] = std::chrono::steady_clock::now();
-      opt::linear(a[6], &hotPool);
-      t[4] = std::chrono::steady_clock::now();
+      Clock::time_point t[5];
+      runBlock(0, true, &hotPool, t);
       for (int k = 0; k < 4; ++k)
         best[k] = std::min(best[k], std::chrono::duration<double>(t[k + 1] - t[k]).count());
       best[4] = std::min(best[4], std::chrono::duration<double>(t[4] - t[0]).count());
